@@ -1,0 +1,299 @@
+"""HTTP JSON routes of the public API (see PROTOCOL.md), reporter sessions and reporters."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ticker.auth import SESSION_COOKIE, Auth, new_token, token_hash
+from ticker.engines.base import Engine, Idempotency
+from ticker.errors import BadRequest, EngineUnavailable, Invalid, RateLimited, TooLarge
+from ticker.log import MatchLog
+from ticker.model import (
+    is_seq,
+    validate_event_id,
+    validate_event_input,
+    validate_match,
+    validate_match_id,
+)
+from ticker.state import IN_PLAY
+
+MAX_OPS_PAGE = 1000
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else orjson.dumps(content)
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def _auth(request: Request) -> Auth:
+    return request.app.state.auth  # type: ignore[no-any-return]
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, refusing bodies over the configured limit early."""
+    limit = request.app.state.settings.max_body
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body is over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"request body is over {limit} bytes")
+    if not body.strip():
+        raise BadRequest("request body must be JSON, got an empty body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def _idempotency(request: Request, body: Any) -> Idempotency | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200 or not key.isprintable() or not key.isascii():
+        raise BadRequest(
+            "Idempotency-Key must be 1-200 printable ASCII characters", "Idempotency-Key"
+        )
+    canon = request.url.path.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return Idempotency(key, hashlib.sha256(canon).hexdigest()[:32])
+
+
+def _live_first(mlog: MatchLog) -> tuple[int, str, str]:
+    phase = mlog.state["phase"]
+    rank = 0 if phase in IN_PLAY else 1 if phase == "pre_match" else 2
+    return rank, (mlog.match or {}).get("kickoff") or "", mlog.id
+
+
+# Matches
+
+
+async def list_matches(request: Request) -> Response:
+    logs = sorted(await _engine(request).logs(), key=_live_first)
+    return JSONResponse({"matches": [mlog.summary() for mlog in logs]})
+
+
+async def create_match(request: Request) -> Response:
+    await _auth(request).writer(request, admin=True)
+    fields = validate_match(await read_json(request))
+    op = MatchLog(fields["id"]).build_match(fields)
+    await _engine(request).create_match(op)
+    return JSONResponse(op.data["match"], status_code=201)
+
+
+def _match_id(request: Request) -> str:
+    return validate_match_id(request.path_params["match_id"])
+
+
+async def get_match(request: Request) -> Response:
+    mlog = await _engine(request).log(_match_id(request))
+    return JSONResponse(mlog.snapshot().json)
+
+
+async def patch_match(request: Request) -> Response:
+    await _auth(request).writer(request, admin=True)
+    match_id = _match_id(request)
+    fields = validate_match(await read_json(request), partial=True)
+    if not fields:
+        raise Invalid("a change must name at least one field")
+    op, _ = await _engine(request).append(match_id, lambda mlog: mlog.build_match(fields))
+    return JSONResponse(op.data["match"])
+
+
+async def list_ops(request: Request) -> Response:
+    mlog = await _engine(request).log(_match_id(request))
+    since = request.query_params.get("since")
+    raw_limit = request.query_params.get("limit", str(MAX_OPS_PAGE))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_OPS_PAGE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_OPS_PAGE}", "limit")
+    limit = int(raw_limit)
+    if since is None:
+        ops = mlog.ops
+    elif not is_seq(since):
+        raise BadRequest("since must be a seq like '1764100000000-0'", "since")
+    else:
+        found = mlog.since(since)
+        if found is None:
+            return JSONResponse({"ops": [], "seq": mlog.head, "reset": True})
+        ops = found
+    page = ops[:limit]
+    last = page[-1].seq if page else (since or mlog.head)
+    body = b'{"ops":[' + b",".join(op.json for op in page) + b'],"seq":' + orjson.dumps(last)
+    if len(ops) > limit:
+        body += b',"more":true'
+    return JSONResponse(body + b"}")
+
+
+# Events
+
+
+async def post_event(request: Request) -> Response:
+    who = await _auth(request).writer(request)
+    match_id = _match_id(request)
+    body = await read_json(request)
+    fields = validate_event_input(body)
+    idem = _idempotency(request, body)
+    op, created = await _engine(request).append(
+        match_id, lambda mlog: mlog.build_add(fields, who.name), idem
+    )
+    return JSONResponse(b'{"op":' + op.json + b"}", status_code=201 if created else 200)
+
+
+async def patch_event(request: Request) -> Response:
+    await _auth(request).writer(request)
+    match_id = _match_id(request)
+    event_id = validate_event_id(request.path_params["event_id"])
+    body = await read_json(request)
+    fields = validate_event_input(body, partial=True)
+    op, _ = await _engine(request).append(
+        match_id, lambda mlog: mlog.build_update(event_id, fields), _idempotency(request, body)
+    )
+    return JSONResponse(b'{"op":' + op.json + b"}")
+
+
+async def delete_event(request: Request) -> Response:
+    await _auth(request).writer(request)
+    match_id = _match_id(request)
+    event_id = validate_event_id(request.path_params["event_id"])
+    op, _ = await _engine(request).append(
+        match_id, lambda mlog: mlog.build_remove(event_id), _idempotency(request, None)
+    )
+    return JSONResponse(b'{"op":' + op.json + b"}")
+
+
+# Reporter sessions (the console) and reporters (admin)
+
+
+class _FailureLimiter:
+    """At most `limit` failed sign-ins per client address per minute."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, who: str) -> None:
+        now = time.monotonic()
+        recent = self.failures[who]
+        while recent and recent[0] < now - self.window:
+            recent.popleft()
+        if not recent:
+            del self.failures[who]
+        elif len(recent) >= self.limit:
+            raise RateLimited("too many failed sign-ins; wait a minute")
+
+    def failed(self, who: str) -> None:
+        self.failures[who].append(time.monotonic())
+
+
+_limiter = _FailureLimiter()
+
+
+async def create_session(request: Request) -> Response:
+    client = request.client.host if request.client else "?"
+    _limiter.check(client)
+    body = await read_json(request)
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise Invalid("token is required", "token")
+    auth = _auth(request)
+    who = await auth.check_token(token.strip())
+    if who is None:
+        _limiter.failed(client)
+        raise Invalid("unknown or revoked token", "token")
+    cookie, csrf = auth.session_cookie(token.strip())
+    response = JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": csrf})
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=14 * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.secure_cookies,
+    )
+    return response
+
+
+async def get_session(request: Request) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    who = await _auth(request).from_cookie(cookie) if cookie else None
+    if who is None:
+        return JSONResponse(
+            {"error": {"code": "unauthorized", "message": "not signed in"}}, status_code=401
+        )
+    return JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": who.csrf})
+
+
+async def delete_session(request: Request) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    return response
+
+
+async def create_reporter(request: Request) -> Response:
+    await _auth(request).writer(request, admin=True)
+    body = await read_json(request)
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not 1 <= len(name) <= 40 or not set(name) <= _NAME_OK:
+        raise Invalid("name must be 1-40 of a-z, 0-9, '-', '_', '.'", "name")
+    token = new_token()
+    await _engine(request).add_reporter(name, token_hash(token))
+    return JSONResponse({"name": name, "token": token}, status_code=201)
+
+
+async def list_reporters(request: Request) -> Response:
+    await _auth(request).writer(request, admin=True)
+    return JSONResponse({"reporters": await _engine(request).reporters()})
+
+
+async def revoke_reporter(request: Request) -> Response:
+    await _auth(request).writer(request, admin=True)
+    name = request.path_params["name"]
+    if not await _engine(request).revoke_reporter(name):
+        raise Invalid(f"no reporter {name[:40]!r}", "name")
+    return Response(status_code=204)
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await _engine(request).ping()
+    except EngineUnavailable as exc:
+        return JSONResponse(exc.body(), status_code=503)
+    hub = request.app.state.hub
+    return JSONResponse(
+        {"ok": True, "engine": _engine(request).name, "subscribers": hub.subscribers}
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/healthz", healthz),
+    Route("/api/matches", list_matches, methods=["GET"]),
+    Route("/api/matches", create_match, methods=["POST"]),
+    Route("/api/matches/{match_id}", get_match, methods=["GET"]),
+    Route("/api/matches/{match_id}", patch_match, methods=["PATCH"]),
+    Route("/api/matches/{match_id}/ops", list_ops, methods=["GET"]),
+    Route("/api/matches/{match_id}/events", post_event, methods=["POST"]),
+    Route("/api/matches/{match_id}/events/{event_id}", patch_event, methods=["PATCH"]),
+    Route("/api/matches/{match_id}/events/{event_id}", delete_event, methods=["DELETE"]),
+    Route("/api/session", create_session, methods=["POST"]),
+    Route("/api/session", get_session, methods=["GET"]),
+    Route("/api/session", delete_session, methods=["DELETE"]),
+    Route("/api/reporters", create_reporter, methods=["POST"]),
+    Route("/api/reporters", list_reporters, methods=["GET"]),
+    Route("/api/reporters/{name}", revoke_reporter, methods=["DELETE"]),
+]

@@ -1,0 +1,153 @@
+"""create_app(settings): the ASGI app, its lifespan, CORS for reads and the error shape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticker import api
+from ticker import settings as settings_mod
+from ticker.api import JSONResponse
+from ticker.auth import Auth
+from ticker.engines import create_engine
+from ticker.errors import TickerError
+from ticker.hub import Hub
+from ticker.settings import Settings
+from ticker.streams import sse_endpoint, websocket_endpoint
+
+log = logging.getLogger("ticker")
+
+_READ_METHODS = {"GET", "HEAD"}
+_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js")
+
+
+class ReadOnlyCORS:
+    """CORS for the public reads (fans' embeds on partner sites); writes never get it."""
+
+    def __init__(self, app: ASGIApp, origins: str) -> None:
+        self.app = app
+        self.any = origins.strip() == "*"
+        self.origins = {o.strip() for o in origins.split(",") if o.strip()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(_PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        allowed = origin is not None and (self.any or origin in self.origins)
+        method = scope["method"]
+        if method == "OPTIONS" and allowed:
+            wanted = next(
+                (v for k, v in scope["headers"] if k == b"access-control-request-method"), b""
+            )
+            if wanted.decode("latin-1").upper() in _READ_METHODS:
+                headers = {
+                    "Access-Control-Allow-Origin": "*" if self.any else origin or "",
+                    "Access-Control-Allow-Methods": "GET, HEAD",
+                    "Access-Control-Allow-Headers": "Last-Event-ID, Cache-Control",
+                    "Access-Control-Max-Age": "86400",
+                    "Vary": "Origin",
+                }
+                await Response(status_code=204, headers=headers)(scope, receive, send)
+                return
+        if not allowed or method not in _READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        value = b"*" if self.any else (origin or "").encode("latin-1")
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"access-control-allow-origin", value),
+                    (b"vary", b"Origin"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+async def _ticker_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TickerError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    body = {"error": {"code": codes.get(exc.status_code, "http_error"), "message": exc.detail}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"code": "internal", "message": "internal error; it has been logged"}}
+    return JSONResponse(body, status_code=500)
+
+
+def _page_routes() -> list[BaseRoute]:
+    try:
+        from ticker.pages import routes
+    except ImportError:
+        return []
+    return list(routes)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or settings_mod.load()
+    engine = create_engine(settings)
+    hub = Hub(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start(hub.on_ops)
+        demo: asyncio.Task[Any] | None = None
+        if settings.demo:
+            from ticker import demo as demo_mod
+
+            demo = asyncio.create_task(demo_mod.run(engine, settings.demo_speed))
+        try:
+            yield
+        finally:
+            if demo is not None:
+                demo.cancel()
+            hub.close_all()
+            await engine.close()
+
+    routes: list[BaseRoute] = [
+        *api.routes,
+        WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
+        Route("/sse/matches/{match_id}", sse_endpoint),
+        *_page_routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(ReadOnlyCORS, origins=settings.cors_origins)],
+        exception_handlers={
+            TickerError: _ticker_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.hub = hub
+    app.state.auth = Auth(engine, settings.admin_token)
+    return app
+
+
+def factory() -> Starlette:
+    """For `uvicorn --factory ticker.app:factory` and worker processes: settings from env."""
+    return create_app(settings_mod.load())

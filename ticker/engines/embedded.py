@@ -1,0 +1,196 @@
+"""The embedded engine: one process, each match an append-only JSON-lines file on local disk.
+
+A line is written and fsynced before the op is applied or acknowledged, so an accepted
+event survives `kill -9` (and a power cut, with `fsync` on). A torn last line from a
+crash mid-write is cut off at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+import orjson
+
+from ticker.engines.base import Builder, Idempotency, OpsHandler, replayed
+from ticker.errors import Conflict, EngineUnavailable, MatchNotFound
+from ticker.log import MatchLog
+from ticker.model import MATCH_ID_RE, Op
+
+log = logging.getLogger("ticker.engine")
+
+
+class EmbeddedEngine:
+    name = "embedded"
+
+    def __init__(self, data_dir: str | Path, fsync: bool = True) -> None:
+        self.dir = Path(data_dir)
+        self.fsync = fsync
+        self._logs: dict[str, MatchLog] = {}
+        self._idem: dict[str, dict[str, tuple[str, str]]] = {}
+        self._fds: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._watched: set[str] = set()
+        self._on_ops: OpsHandler = lambda match_id, ops: None
+        self._reporters_path = self.dir / "reporters.json"
+        self._reporters: dict[str, str] = {}
+        self._reporters_mtime = -1.0
+
+    async def start(self, on_ops: OpsHandler) -> None:
+        self._on_ops = on_ops
+        (self.dir / "matches").mkdir(parents=True, exist_ok=True)
+        for path in sorted((self.dir / "matches").glob("*.log")):
+            if MATCH_ID_RE.match(path.stem):
+                self._load(path)
+
+    def _load(self, path: Path) -> None:
+        match_id = path.stem
+        mlog = MatchLog(match_id)
+        idem: dict[str, tuple[str, str]] = {}
+        data = path.read_bytes()
+        good = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = orjson.loads(line)
+                op = Op(record["o"]["seq"], record["o"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                break
+            mlog.apply(op)
+            if record.get("k"):
+                idem[record["k"]] = (op.seq, record.get("h", ""))
+            good += len(line)
+        if good < len(data):
+            log.warning("%s: cutting off %d bytes of a torn write", path, len(data) - good)
+            with open(path, "r+b") as f:
+                f.truncate(good)
+        if mlog.ops:
+            self._logs[match_id] = mlog
+            self._idem[match_id] = idem
+
+    async def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    async def ping(self) -> None:
+        if not os.access(self.dir / "matches", os.W_OK):
+            raise EngineUnavailable(f"data directory {self.dir} is not writable")
+
+    def _lock(self, match_id: str) -> asyncio.Lock:
+        lock = self._locks.get(match_id)
+        if lock is None:
+            lock = self._locks[match_id] = asyncio.Lock()
+        return lock
+
+    def _write(self, match_id: str, line: bytes) -> None:
+        fd = self._fds.get(match_id)
+        if fd is None:
+            path = self.dir / "matches" / f"{match_id}.log"
+            fd = self._fds[match_id] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, line)
+        if self.fsync:
+            os.fsync(fd)
+
+    async def _store(self, match_id: str, op: Op, idem: Idempotency | None) -> None:
+        record = b'{"o":' + op.json
+        if idem is not None:
+            record += b',"k":' + orjson.dumps(idem.key) + b',"h":' + orjson.dumps(idem.digest)
+        try:
+            await asyncio.to_thread(self._write, match_id, record + b"}\n")
+        except OSError as exc:
+            raise EngineUnavailable(f"could not write the match log: {exc.strerror}") from exc
+
+    async def create_match(self, op: Op) -> Op:
+        match_id = op.data["match"]["id"]
+        async with self._lock(match_id):
+            if match_id in self._logs:
+                raise Conflict(f"match {match_id} exists", "id")
+            await self._store(match_id, op, None)
+            mlog = self._logs[match_id] = MatchLog(match_id)
+            self._idem[match_id] = {}
+            mlog.apply(op)
+        return op
+
+    async def log(self, match_id: str) -> MatchLog:
+        try:
+            return self._logs[match_id]
+        except KeyError:
+            raise MatchNotFound(f"no match {match_id}", "match_id") from None
+
+    async def logs(self) -> list[MatchLog]:
+        return list(self._logs.values())
+
+    async def append(
+        self, match_id: str, build: Builder, idempotency: Idempotency | None = None
+    ) -> tuple[Op, bool]:
+        mlog = await self.log(match_id)
+        async with self._lock(match_id):
+            if idempotency is not None:
+                seen = self._idem[match_id].get(idempotency.key)
+                if seen is not None:
+                    return replayed(mlog, idempotency, *seen), False
+            op = build(mlog)
+            await self._store(match_id, op, idempotency)
+            mlog.apply(op)
+            if idempotency is not None:
+                self._idem[match_id][idempotency.key] = (op.seq, idempotency.digest)
+        if match_id in self._watched:
+            self._on_ops(match_id, [op])
+        return op, True
+
+    async def watch(self, match_id: str) -> MatchLog:
+        mlog = await self.log(match_id)
+        self._watched.add(match_id)
+        return mlog
+
+    def unwatch(self, match_id: str) -> None:
+        self._watched.discard(match_id)
+
+    # Reporters: one small JSON file, re-read when another process (the CLI) changed it.
+
+    def _read_reporters(self) -> dict[str, str]:
+        try:
+            mtime = self._reporters_path.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        if mtime != self._reporters_mtime:
+            self._reporters = orjson.loads(self._reporters_path.read_bytes())
+            self._reporters_mtime = mtime
+        return self._reporters
+
+    @contextlib.contextmanager
+    def _reporters_locked(self):  # type: ignore[no-untyped-def]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "reporters.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._reporters_mtime = -1.0
+            reporters = dict(self._read_reporters())
+            yield reporters
+            tmp = self._reporters_path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(reporters))
+            os.replace(tmp, self._reporters_path)
+
+    async def add_reporter(self, name: str, token_hash: str) -> None:
+        with self._reporters_locked() as reporters:
+            if name in reporters:
+                raise Conflict(f"reporter {name} exists", "name")
+            reporters[name] = token_hash
+
+    async def reporters(self) -> list[str]:
+        return sorted(self._read_reporters())
+
+    async def revoke_reporter(self, name: str) -> bool:
+        with self._reporters_locked() as reporters:
+            return reporters.pop(name, None) is not None
+
+    async def reporter_for(self, token_hash: str) -> str | None:
+        for name, stored in self._read_reporters().items():
+            if stored == token_hash:
+                return name
+        return None

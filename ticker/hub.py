@@ -1,0 +1,151 @@
+"""Per-process fan-out: the local subscribers of each match, and the hot path to them.
+
+Per op, work happens once: the engine hands over each new op once, its JSON and its
+WebSocket frame are made once (`Message`). Per subscriber, a raw WebSocket fan costs one
+`transport.write` of the shared frame bytes; a queued subscriber (SSE, or WebSocket on
+a server without the raw extension) costs one bounded deque append.
+
+Joining is gap-free by construction: the catch-up (snapshot or ops after `since`) is
+computed and handed to the subscriber in the same synchronous step that registers it
+for live ops, and engines apply and deliver ops in the event loop, so no op can fall
+between history and live, and none can come twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from ticker.engines.base import Engine
+from ticker.log import MatchLog
+from ticker.model import Op
+from ticker.wire import Message
+
+log = logging.getLogger("ticker.hub")
+
+CLOSE_TOO_SLOW = 4408
+CLOSE_RESTART = 1012
+
+
+class Sink(Protocol):
+    """A subscriber that buffers: `push` must not block and must not raise."""
+
+    def push(self, msg: Message) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class RawSink(Protocol):
+    """A subscriber whose messages are WebSocket frame bytes written straight to a socket."""
+
+    def write(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Group:
+    """One match's local subscribers."""
+
+    __slots__ = ("log", "match_id", "raw", "sinks")
+
+    def __init__(self, match_id: str, mlog: MatchLog) -> None:
+        self.match_id = match_id
+        self.log = mlog
+        # Bound `write` methods, kept apart so the hot loop is a plain call per fan.
+        self.raw: dict[RawSink, Callable[[bytes], None]] = {}
+        self.sinks: set[Sink] = set()
+
+    def __len__(self) -> int:
+        return len(self.raw) + len(self.sinks)
+
+    def publish(self, msg: Message) -> None:
+        if self.raw:
+            frame = msg.frame
+            for write in self.raw.values():
+                try:
+                    write(frame)
+                except Exception:  # a socket torn down mid-loop; its own callback removes it
+                    log.debug("write to a closing fan", exc_info=True)
+        for sink in self.sinks:
+            sink.push(msg)
+
+
+class Hub:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.groups: dict[str, Group] = {}
+        self._joining: dict[str, asyncio.Future[Group]] = {}
+        self.closing = False
+
+    def on_ops(self, match_id: str, ops: list[Op]) -> None:
+        """Engine callback: new ops of a watched match, in order, once each."""
+        group = self.groups.get(match_id)
+        if group is not None:
+            for op in ops:
+                group.publish(op.message)
+
+    async def _group(self, match_id: str) -> Group:
+        group = self.groups.get(match_id)
+        if group is not None:
+            return group
+        joining = self._joining.get(match_id)
+        if joining is not None:
+            return await asyncio.shield(joining)
+        fut: asyncio.Future[Group] = asyncio.get_running_loop().create_future()
+        self._joining[match_id] = fut
+        try:
+            mlog = await self.engine.watch(match_id)
+            group = self.groups[match_id] = Group(match_id, mlog)
+            fut.set_result(group)
+            return group
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()
+            raise
+        finally:
+            del self._joining[match_id]
+
+    async def catch_up_log(self, match_id: str, since: str | None) -> Group:
+        """The group to join, with its log current enough to answer `since` exactly."""
+        group = await self._group(match_id)
+        if since is not None and since not in group.log.index:
+            # Another process may be ahead of this one's copy (a client that moved
+            # over from it): look once more before resetting the client.
+            await self.engine.log(match_id)
+        return group
+
+    @staticmethod
+    def backlog(group: Group, since: str | None) -> list[Message]:
+        """What a joining subscriber gets first: snapshot, ops after `since`, or reset."""
+        if since is None:
+            return [group.log.snapshot()]
+        ops = group.log.since(since)
+        if ops is None:
+            return [group.log.snapshot(reset=True)]
+        return [op.message for op in ops]
+
+    def add_raw(self, group: Group, sink: RawSink) -> None:
+        group.raw[sink] = sink.write
+
+    def add_sink(self, group: Group, sink: Sink) -> None:
+        group.sinks.add(sink)
+
+    def remove(self, group: Group, sink: RawSink | Sink) -> None:
+        group.raw.pop(sink, None)  # type: ignore[call-overload]
+        group.sinks.discard(sink)  # type: ignore[arg-type]
+        if not group and self.groups.get(group.match_id) is group:
+            del self.groups[group.match_id]
+            self.engine.unwatch(group.match_id)
+
+    def close_all(self, code: int = CLOSE_RESTART, reason: str = "server restarting") -> None:
+        """Tell every subscriber to go (graceful shutdown): they reconnect with `since`."""
+        self.closing = True
+        for group in list(self.groups.values()):
+            for sink in [*group.raw, *group.sinks]:
+                sink.close(code, reason)
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(g) for g in self.groups.values())

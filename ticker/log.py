@@ -1,0 +1,170 @@
+"""MatchLog: one match's op log held in memory, its folded view, and the ops a write makes.
+
+Both engines keep one per match: the embedded engine as its truth (rebuilt from disk),
+the Redis engine as a cache that the shared stream keeps current. Building an op only
+reads the log; an engine appends it (atomically, checking the head did not move) and
+then applies it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ticker.errors import Invalid, NotFound
+from ticker.model import Op, check_event, seq_key
+from ticker.state import clock, fold, initial_state
+from ticker.wire import Message, dumps
+
+# Minute written for a period-start event that comes without one.
+_START_MINUTE = {"kickoff": 0, "second_half": 46, "extra_time": 91}
+
+
+def iso_ms(now: float) -> str:
+    return (
+        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+class MatchLog:
+    """The ops of one match in order, with live events, state and match metadata."""
+
+    def __init__(self, match_id: str) -> None:
+        self.id = match_id
+        self.match: dict[str, Any] | None = None
+        self.ops: list[Op] = []
+        self.index: dict[str, int] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, Any] = initial_state()
+        self._snapshots: dict[tuple[str, bool], Message] = {}
+
+    @property
+    def head(self) -> str:
+        return self.ops[-1].seq if self.ops else ""
+
+    def apply(self, op: Op) -> bool:
+        """Append an op read from storage; an op at or before the head is ignored."""
+        if self.ops and op.key <= self.ops[-1].key:
+            return False
+        data = op.data
+        kind = data["op"]
+        if kind in ("add", "update"):
+            event = data["event"]
+            self.events[event["id"]] = event
+        elif kind == "remove":
+            self.events.pop(data["id"], None)
+        elif kind == "match":
+            self.match = data["match"]
+        if "state" in data:
+            self.state = data["state"]
+        self.index[op.seq] = len(self.ops)
+        self.ops.append(op)
+        return True
+
+    def since(self, seq: str) -> list[Op] | None:
+        """Ops after `seq`, or None when `seq` is not in this log (the client must reset)."""
+        pos = self.index.get(seq)
+        if pos is None:
+            return None
+        return self.ops[pos + 1 :]
+
+    def snapshot(self, reset: bool = False) -> Message:
+        """The snapshot message at the current head, encoded once per (head, reset)."""
+        key = (self.head, reset)
+        msg = self._snapshots.get(key)
+        if msg is None:
+            body: dict[str, Any] = {
+                "op": "snapshot",
+                "seq": self.head,
+                "match": self.match,
+                "state": self.state,
+                "events": list(self.events.values()),
+            }
+            if reset:
+                body["reset"] = True
+            msg = Message(self.head, "snapshot", dumps(body))
+            # Older heads are never asked for again: keep only the current pair.
+            self._snapshots = {k: v for k, v in self._snapshots.items() if k[0] == self.head}
+            self._snapshots[key] = msg
+        return msg
+
+    def summary(self) -> dict[str, Any]:
+        return {"match": self.match, "state": self.state, "seq": self.head}
+
+    # Building ops (pure: reads the log, changes nothing)
+
+    def next_seq(self, now: float) -> str:
+        """A seq after the head: wall-clock milliseconds, counting on if the clock lags."""
+        ms = int(now * 1000)
+        if self.ops:
+            last_ms, last_n = self.ops[-1].key
+            if ms <= last_ms:
+                return f"{last_ms}-{last_n + 1}"
+        return f"{ms}-0"
+
+    def _with(self, event: dict[str, Any], removed: str | None = None) -> dict[str, Any]:
+        events = dict(self.events)
+        if removed is not None:
+            del events[removed]
+        else:
+            events[event["id"]] = event
+        return fold(events.values())
+
+    def build_add(self, fields: dict[str, Any], author: str, now: float | None = None) -> Op:
+        now = time.time() if now is None else now
+        seq = self.next_seq(now)
+        if "minute" not in fields:
+            if fields["type"] in _START_MINUTE:
+                minute, added = _START_MINUTE[fields["type"]], 0
+            else:
+                minute, added = clock(self.events.values(), self.state, now)
+            fields = {**fields, "minute": minute, "added": fields.get("added", added)}
+        event: dict[str, Any] = {
+            "id": seq,
+            "rev": 1,
+            "type": fields["type"],
+            "minute": fields["minute"],
+            "added": fields.get("added", 0),
+        }
+        event.update((k, v) for k, v in fields.items() if k not in event and v is not None)
+        event["at"] = iso_ms(now)
+        event["author"] = author
+        check_event(event)
+        return Op(seq, {"op": "add", "seq": seq, "event": event, "state": self._with(event)})
+
+    def _live(self, event_id: str) -> dict[str, Any]:
+        try:
+            return self.events[event_id]
+        except KeyError:
+            raise NotFound(f"no live event {event_id} in match {self.id}", "event_id") from None
+
+    def build_update(self, event_id: str, fields: dict[str, Any], now: float | None = None) -> Op:
+        now = time.time() if now is None else now
+        old = self._live(event_id)
+        if not fields:
+            raise Invalid("a correction must change at least one field")
+        event = {**old, **fields, "rev": old["rev"] + 1}
+        event = {k: v for k, v in event.items() if v is not None}
+        check_event(event)
+        seq = self.next_seq(now)
+        return Op(seq, {"op": "update", "seq": seq, "event": event, "state": self._with(event)})
+
+    def build_remove(self, event_id: str, now: float | None = None) -> Op:
+        now = time.time() if now is None else now
+        self._live(event_id)
+        seq = self.next_seq(now)
+        state = self._with({}, removed=event_id)
+        return Op(seq, {"op": "remove", "seq": seq, "id": event_id, "state": state})
+
+    def build_match(self, fields: dict[str, Any], now: float | None = None) -> Op:
+        now = time.time() if now is None else now
+        match = {**(self.match or {}), **fields}
+        match = {k: v for k, v in match.items() if v is not None}
+        seq = self.next_seq(now)
+        return Op(seq, {"op": "match", "seq": seq, "match": match})
+
+
+def later(a: str, b: str) -> bool:
+    """Whether seq `a` comes after seq `b` ('' is before everything)."""
+    return not b or (bool(a) and seq_key(a) > seq_key(b))

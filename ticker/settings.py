@@ -1,0 +1,121 @@
+"""Settings from TICKER_* environment variables; command-line flags override them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value it cannot take; the message names the variable."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def _float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("expected a number above 0")
+    return value
+
+
+def _redis_url(raw: str) -> str:
+    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise ValueError("expected one of critical, error, warning, info, debug, trace")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    redis_url: str = ""
+    redis_prefix: str = "ticker"
+    data_dir: str = "./ticker-data"
+    fsync: bool = True
+    admin_token: str = ""
+    log_level: str = "info"
+    # Bytes a fan's socket may have queued before it counts as too slow (closed with 4408).
+    client_buffer: int = 1_048_576
+    max_body: int = 65_536
+    frame_ancestors: str = "*"
+    cors_origins: str = "*"
+    demo: bool = False
+    demo_speed: float = 60.0
+    secure_cookies: bool = False
+
+    @property
+    def engine_name(self) -> str:
+        return "redis" if self.redis_url else "embedded"
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "port": _port,
+    "workers": _positive,
+    "redis_url": _redis_url,
+    "fsync": _bool,
+    "log_level": _log_level,
+    "client_buffer": _positive,
+    "max_body": _positive,
+    "demo": _bool,
+    "demo_speed": _float,
+    "secure_cookies": _bool,
+}
+
+
+def load(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `env` (default os.environ), then non-None `overrides` on top."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        var = f"TICKER_{f.name.upper()}"
+        if var in env:
+            values[f.name] = _parse(var, f.name, env[var])
+    settings = Settings(**values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in given.items():
+        if isinstance(value, str) and name in _PARSERS:
+            given[name] = _parse(f"--{name.replace('_', '-')}", name, value)
+    return replace(settings, **given)
+
+
+def _parse(where: str, name: str, raw: str) -> Any:
+    parse = _PARSERS.get(name, str)
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        reason = str(exc) if parse is not int else "expected a whole number"
+        if "invalid literal" in reason or "could not convert" in reason:
+            reason = "expected a number"
+        raise SettingsError(f"{where}={raw!r}: {reason}") from None

@@ -1,0 +1,168 @@
+"""WebSocket and SSE endpoints: one subscription each, catch-up then live ops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ticker.errors import EngineUnavailable, MatchNotFound
+from ticker.fastws import raw_channel
+from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
+from ticker.model import MATCH_ID_RE, is_seq
+from ticker.wire import Message
+
+CLOSE_UNKNOWN_MATCH = 4404
+CLOSE_TRY_AGAIN = 1013
+SSE_HEARTBEAT = 15.0
+
+
+class QueuedSink:
+    """A bounded buffer of messages for one subscriber whose sends are awaited."""
+
+    __slots__ = ("closed", "limit", "queue", "ready")
+
+    def __init__(self, limit: int) -> None:
+        self.queue: deque[Message] = deque()
+        self.ready = asyncio.Event()
+        self.limit = limit
+        self.closed: tuple[int, str] | None = None
+
+    def push(self, msg: Message) -> None:
+        if len(self.queue) >= self.limit:
+            self.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
+            return
+        self.queue.append(msg)
+        self.ready.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed is None:
+            self.closed = (code, reason)
+            self.queue.clear()
+        self.ready.set()
+
+    async def batches(self, heartbeat: float | None = None) -> AsyncIterator[list[Message]]:
+        """Yield what is queued as it comes; an empty batch after `heartbeat` idle seconds."""
+        while self.closed is None:
+            if not self.queue:
+                try:
+                    await asyncio.wait_for(self.ready.wait(), heartbeat)
+                except TimeoutError:
+                    yield []
+                    continue
+                self.ready.clear()
+            if self.closed is not None:
+                return
+            batch = list(self.queue)
+            self.queue.clear()
+            yield batch
+
+
+def _since(value: str | None) -> str | None:
+    # A cursor that is not of our form cannot be in any log: it gets a reset snapshot.
+    if value is None:
+        return None
+    return value if is_seq(value) else "0-0"
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    match_id = websocket.path_params["match_id"]
+    since = _since(websocket.query_params.get("since"))
+    await websocket.accept()
+    if hub.closing:
+        await websocket.close(CLOSE_RESTART, "server restarting")
+        return
+    if not MATCH_ID_RE.match(match_id):
+        await websocket.close(CLOSE_UNKNOWN_MATCH, "unknown match")
+        return
+    try:
+        group = await hub.catch_up_log(match_id, since)
+    except MatchNotFound:
+        await websocket.close(CLOSE_UNKNOWN_MATCH, "unknown match")
+        return
+    except EngineUnavailable:
+        await websocket.close(CLOSE_TRY_AGAIN, "storage unavailable; retry")
+        return
+    raw = raw_channel(websocket.scope)
+    if raw is not None:
+        # From here to add_raw nothing awaits: history and live cannot interleave.
+        for msg in hub.backlog(group, since):
+            raw.write(msg.frame)
+        hub.add_raw(group, raw)
+        raw.adopt(
+            on_lost=lambda: hub.remove(group, raw),
+            on_slow=lambda: _too_slow(hub, group, raw),
+            high_water=websocket.app.state.settings.client_buffer,
+        )
+        return
+    await _serve_queued(websocket, hub, group, since)
+
+
+def _too_slow(hub: Hub, group: Group, raw: object) -> None:
+    hub.remove(group, raw)  # type: ignore[arg-type]
+    raw.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")  # type: ignore[attr-defined]
+
+
+def _queue_limit(websocket: WebSocket | Request) -> int:
+    # About the same bytes as the raw path's socket buffer, at ~300 bytes a message.
+    return max(64, int(websocket.app.state.settings.client_buffer) // 300)
+
+
+async def _serve_queued(websocket: WebSocket, hub: Hub, group: Group, since: str | None) -> None:
+    """The plain ASGI path: a bounded queue and a task that drains it."""
+    sink = QueuedSink(_queue_limit(websocket))
+    for msg in hub.backlog(group, since):
+        sink.push(msg)
+    hub.add_sink(group, sink)
+
+    async def drain_incoming() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive()  # fans send nothing we act on
+                if websocket.client_state.name == "DISCONNECTED":
+                    break
+        sink.close(1000, "")
+
+    reader = asyncio.create_task(drain_incoming())
+    try:
+        async for batch in sink.batches():
+            for msg in batch:
+                await websocket.send_text(msg.text)
+        if sink.closed is not None and sink.closed[0] != 1000:
+            await websocket.close(*sink.closed)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        hub.remove(group, sink)
+        reader.cancel()
+
+
+async def sse_endpoint(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    match_id = request.path_params["match_id"]
+    since = _since(request.headers.get("last-event-id") or request.query_params.get("since"))
+    if not MATCH_ID_RE.match(match_id):
+        raise MatchNotFound(f"no match {match_id[:64]}", "match_id")
+    group = await hub.catch_up_log(match_id, since)
+    sink = QueuedSink(_queue_limit(request))
+
+    async def stream() -> AsyncIterator[bytes]:
+        # Joined only once the response streams, so an abandoned request leaves nothing.
+        for msg in hub.backlog(group, since):
+            sink.push(msg)
+        hub.add_sink(group, sink)
+        try:
+            yield b"retry: 2000\n\n"
+            async for batch in sink.batches(heartbeat=SSE_HEARTBEAT):
+                yield b"".join(msg.sse for msg in batch) if batch else b": keepalive\n\n"
+        finally:
+            hub.remove(group, sink)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,69 @@
+"""The only place JSON bytes and wire frames are made.
+
+Per op the hub needs up to three encodings (WebSocket frame, SSE record, plain JSON);
+`Message` makes each at most once, on first use, and every subscriber shares the bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+loads = orjson.loads
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, final WebSocket text frame (RFC 6455 §5.2) as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+def ws_close_frame(code: int, reason: str = "") -> bytes:
+    payload = struct.pack("!H", code) + reason.encode()[:120]
+    return bytes((0x88, len(payload))) + payload
+
+
+def sse_record(seq: str, kind: str, payload: bytes) -> bytes:
+    """One Server-Sent Events record; orjson never emits a raw newline, so one data line."""
+    return b"id: " + seq.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+class Message:
+    """One message for subscribers: its JSON once, and each framing at most once."""
+
+    __slots__ = ("_frame", "_sse", "json", "kind", "seq")
+
+    def __init__(self, seq: str, kind: str, json: bytes) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.json = json
+        self._frame: bytes | None = None
+        self._sse: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = ws_text_frame(self.json)
+        return self._frame
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = sse_record(self.seq, self.kind, self.json)
+        return self._sse
+
+    @property
+    def text(self) -> str:
+        return self.json.decode()
