@@ -110,8 +110,12 @@ class TickerServer:
     def start(self) -> None:
         cmd = [sys.executable, "-m", "ticker", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), *self.args]  # fmt: skip
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        if self.log_path is None:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+        else:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, cwd=ROOT)
         wait_port(self.port, proc=self.proc)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -49,7 +49,9 @@ def serve(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "ws": "ticker.fastws:TickerWebSocketProtocol",
+        "ws": "ticker.fastws:TickerWebSocketProtocol"
+        if settings.ws == "fast"
+        else "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": 65536,
         "proxy_headers": True,

@@ -48,6 +48,12 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _ws(raw: str) -> str:
+    if raw not in ("fast", "plain"):
+        raise ValueError("expected fast or plain")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     value = raw.lower()
     if value not in ("critical", "error", "warning", "info", "debug", "trace"):
@@ -74,6 +80,9 @@ class Settings:
     demo: bool = False
     demo_speed: float = 60.0
     secure_cookies: bool = False
+    # "fast": the hub writes pre-made frames straight to fan sockets (ticker.fastws);
+    # "plain": uvicorn's stock WebSocket protocol, the portable ASGI path.
+    ws: str = "fast"
 
     @property
     def engine_name(self) -> str:
@@ -91,6 +100,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "demo": _bool,
     "demo_speed": _float,
     "secure_cookies": _bool,
+    "ws": _ws,
 }
 
 

@@ -36,6 +36,7 @@ class EmbeddedEngine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._watched: set[str] = set()
         self._on_ops: OpsHandler = lambda match_id, ops: None
+        self.closed = False
         self._reporters_path = self.dir / "reporters.json"
         self._reporters: dict[str, str] = {}
         self._reporters_mtime = -1.0
@@ -74,6 +75,7 @@ class EmbeddedEngine:
             self._idem[match_id] = idem
 
     async def close(self) -> None:
+        self.closed = True
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()

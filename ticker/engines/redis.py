@@ -65,6 +65,7 @@ class RedisEngine:
         self._logs: dict[str, MatchLog] = {}
         self._watched: set[str] = set()
         self._on_ops: OpsHandler = lambda match_id, ops: None
+        self.closed = False
         self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
         self._wake_seen = "0-0"
         self._reader: asyncio.Task[None] | None = None
@@ -81,6 +82,7 @@ class RedisEngine:
         self._reader = asyncio.create_task(self._read_forever(), name="ticker-redis-reader")
 
     async def close(self) -> None:
+        self.closed = True
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

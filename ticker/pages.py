@@ -1,0 +1,280 @@
+"""The HTML pages (fan page, match list, console, embed, partners) and the static files.
+
+Pages are plain files in `web/` with `{{name}}` slots. The match and embed pages are
+rendered with the match's snapshot inside them, so score and feed show before any socket
+opens; the browser then resumes from that snapshot's seq. Everything put into HTML here
+is escaped; the snapshot JSON goes into a JSON script block with `<` escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
+
+from ticker.errors import EngineUnavailable, MatchNotFound
+from ticker.model import MATCH_ID_RE
+
+
+def _web_dir() -> Path:
+    source = Path(__file__).resolve().parent.parent / "web"
+    return source if source.is_dir() else Path(__file__).resolve().parent / "_web"
+
+
+WEB = _web_dir()
+
+# The few words the server itself writes into a page, so the first paint is already in the
+# reader's language (web/static/i18n.js has the rest).
+TEXT = {
+    "da": {
+        "skip": "Spring til hændelser", "all_matches": "Alle kampe", "connecting": "Forbinder…",
+        "events": "Hændelser", "no_events": "Ingen hændelser endnu.", "score": "Stilling",
+        "other_lang_label": "English", "not_found": "Kampen findes ikke",
+        "not_found_text": "Vi kan ikke finde en kamp med det id. Den kan være slettet, "
+        "eller adressen er skrevet forkert.",
+        "unavailable": "Tickeren er midlertidigt utilgængelig",
+        "unavailable_text": "Prøv igen om lidt.", "matches": "Kampe",
+        "console": "Reporterkonsol", "partners": "Til partnere",
+    },
+    "en": {
+        "skip": "Skip to events", "all_matches": "All matches", "connecting": "Connecting…",
+        "events": "Events", "no_events": "No events yet.", "score": "Score",
+        "other_lang_label": "Dansk", "not_found": "Match not found",
+        "not_found_text": "There is no match with that id. It may have been removed, or the "
+        "address is mistyped.",
+        "unavailable": "The ticker is unavailable right now",
+        "unavailable_text": "Please try again shortly.", "matches": "Matches",
+        "console": "Reporter console", "partners": "For partners",
+    },
+}  # fmt: skip
+PHASES = {
+    "da": {"pre_match": "Før kampen", "first_half": "1. halvleg", "half_time": "Pause",
+           "second_half": "2. halvleg", "extra_time": "Forlænget spilletid",
+           "penalties": "Straffespark", "full_time": "Slut"},
+    "en": {"pre_match": "Pre-match", "first_half": "First half", "half_time": "Half-time",
+           "second_half": "Second half", "extra_time": "Extra time", "penalties": "Penalties",
+           "full_time": "Full-time"},
+}  # fmt: skip
+
+# Pages of our own: no framing, scripts and styles only from here.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+_templates: dict[str, tuple[float, str]] = {}
+
+
+def _template(name: str) -> str:
+    path = WEB / name
+    mtime = path.stat().st_mtime
+    cached = _templates.get(name)
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, path.read_text(encoding="utf-8"))
+        _templates[name] = cached
+    return cached[1]
+
+
+def render(name: str, raw: dict[str, str] | None = None, **text: Any) -> str:
+    """Fill a page's slots: `text` values are HTML-escaped, `raw` ones go in as they are."""
+    values = {k: html.escape(str(v), quote=True) for k, v in text.items()}
+    values.update(raw or {})
+    return _SLOT.sub(lambda m: values[m.group(1)], _template(name))
+
+
+def script_json(data: bytes) -> str:
+    """JSON for a `<script type="application/json">` block: no `</script>`, no `<!--`."""
+    return data.decode().replace("<", "\\u003c")
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.query_params.get("lang") == "en" else "da"
+
+
+def _theme(request: Request) -> str:
+    theme = request.query_params.get("theme")
+    return theme if theme in ("light", "dark") else "auto"
+
+
+def _common(request: Request, lang: str) -> dict[str, str]:
+    other = "da" if lang == "en" else "en"
+    return {
+        "lang": lang,
+        "theme": _theme(request),
+        "lang_query": "?lang=en" if lang == "en" else "",
+        "other_lang": other,
+        "other_lang_href": f"{request.url.path}?lang={other}",
+        **TEXT[lang],
+    }
+
+
+def _page(body: str, status: int = 200, *, frame_ancestors: str = "'none'") -> HTMLResponse:
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": f"{CSP}; frame-ancestors {frame_ancestors}",
+        "Cache-Control": "no-cache",
+    }
+    if frame_ancestors == "'none'":
+        headers["X-Frame-Options"] = "DENY"
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+def _problem(request: Request, status: int, title_key: str, text_key: str) -> HTMLResponse:
+    lang = _lang(request)
+    words = TEXT[lang]
+    page = render("notfound.html", **_common(request, lang), title=words[title_key],
+                  message=words[text_key])  # fmt: skip
+    return _page(page, status)
+
+
+async def _snapshot_page(request: Request, template: str, **extra: str) -> tuple[Any, str]:
+    """The log of the match in the path and its page, or (None, '') plus a status page."""
+    match_id = request.path_params["match_id"]
+    if not MATCH_ID_RE.match(match_id):
+        raise MatchNotFound(f"no match {match_id[:64]!r}", "match_id")
+    log = await request.app.state.engine.log(match_id)
+    match = log.match or {}
+    state = log.state
+    lang = _lang(request)
+    home = match.get("home", {}).get("name", "")
+    away = match.get("away", {}).get("name", "")
+    score = state["score"]
+    heading = f"LIVE: {home} – {away}"
+    page = render(
+        template,
+        {"snapshot": script_json(log.snapshot().json)},
+        **_common(request, lang),
+        **extra,
+        title=heading,
+        heading=heading,
+        match_id=match_id,
+        server_time=str(int(time.time() * 1000)),
+        competition=match.get("competition") or "",
+        venue=match.get("venue") or "",
+        home_name=home,
+        away_name=away,
+        home_short=match.get("home", {}).get("short", home[:3].upper()),
+        away_short=match.get("away", {}).get("short", away[:3].upper()),
+        home_goals=score["home"],
+        away_goals=score["away"],
+        score_text=f"{TEXT[lang]['score']}: {home} {score['home']}, {away} {score['away']}",
+        phase=state["phase"],
+        phase_label=PHASES[lang].get(state["phase"], state["phase"]),
+    )
+    return log, page
+
+
+async def match_page(request: Request) -> Response:
+    try:
+        _, page = await _snapshot_page(request, "match.html")
+    except MatchNotFound:
+        return _problem(request, 404, "not_found", "not_found_text")
+    except EngineUnavailable:
+        return _problem(request, 503, "unavailable", "unavailable_text")
+    return _page(page)
+
+
+async def embed_page(request: Request) -> Response:
+    params = request.query_params
+    compact = params.get("compact", "0") not in ("0", "false", "no")
+    try:
+        limit = str(max(0, min(200, int(params.get("limit", "0")))))
+    except ValueError:
+        limit = "0"
+    try:
+        _, page = await _snapshot_page(
+            request, "embed.html", compact_class=" tk--compact" if compact else "", limit=limit
+        )
+    except MatchNotFound:
+        return _problem(request, 404, "not_found", "not_found_text")
+    except EngineUnavailable:
+        return _problem(request, 503, "unavailable", "unavailable_text")
+    ancestors = request.app.state.settings.frame_ancestors.strip() or "'none'"
+    return _page(page, frame_ancestors=ancestors)
+
+
+async def index_page(request: Request) -> Response:
+    lang = _lang(request)
+    try:
+        logs = await request.app.state.engine.logs()
+    except EngineUnavailable:
+        return _problem(request, 503, "unavailable", "unavailable_text")
+    summaries = [log.summary() for log in logs if log.match]
+    data = orjson.dumps({"matches": summaries})
+    page = render("index.html", {"matches_json": script_json(data)}, **_common(request, lang))
+    return _page(page)
+
+
+async def console_page(request: Request) -> Response:
+    lang = _lang(request)
+    response = _page(render("console.html", **_common(request, lang)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def partners_page(request: Request) -> Response:
+    lang = _lang(request)
+    example = "fck-ssc-2026-11-25"
+    try:
+        logs = await request.app.state.engine.logs()
+        ids = [log.id for log in logs if log.match]
+        example = ids[0] if ids else example
+    except EngineUnavailable:
+        pass
+    origin = str(request.base_url).rstrip("/")
+    page = render("partners.html", **_common(request, lang), origin=origin, example_id=example)
+    return _page(page)
+
+
+async def embed_js(request: Request) -> Response:
+    return FileResponse(
+        WEB / "embed.js",
+        media_type="text/javascript; charset=utf-8",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300",
+                 "X-Content-Type-Options": "nosniff"},  # fmt: skip
+    )
+
+
+class PublicStatic:
+    """StaticFiles that any origin may load: `<ticker-feed>` imports its modules from here."""
+
+    def __init__(self, app: StaticFiles) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {b"access-control-allow-origin", b"cache-control", b"x-content-type-options"}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                headers += [(b"access-control-allow-origin", b"*"),
+                            (b"cache-control", b"no-cache"),
+                            (b"x-content-type-options", b"nosniff")]  # fmt: skip
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+routes: list[BaseRoute] = [
+    Route("/", index_page, methods=["GET"]),
+    Route("/matches/{match_id}", match_page, methods=["GET"]),
+    Route("/embed/{match_id}", embed_page, methods=["GET"]),
+    Route("/console", console_page, methods=["GET"]),
+    Route("/partners", partners_page, methods=["GET"]),
+    Route("/embed.js", embed_js, methods=["GET"]),
+    Mount("/static", app=PublicStatic(StaticFiles(directory=WEB / "static", check_dir=False)),
+          name="static"),  # fmt: skip
+]
