@@ -32,20 +32,38 @@ def test_match_lifecycle(server: TickerServer, match_id: str) -> None:
         assert_error(admin.post("/api/matches", json=created), 409, "id")
         snap = admin.get(f"/api/matches/{match_id}").json()
         assert snap["op"] == "snapshot" and snap["events"] == [] and snap["match"] == created
-        assert snap["state"] == {"score": {"home": 0, "away": 0}, "phase": "pre_match",
-                                 "minute": 0, "added": 0}  # fmt: skip
+        assert snap["state"] == {
+            "score": {"home": 0, "away": 0},
+            "phase": "pre_match",
+            "minute": 0,
+            "added": 0,
+        }
         kick = post(admin, match_id, {"type": "kickoff"})
         assert kick.status_code == 201
-        goal = post(admin, match_id, {"type": "goal", "team": "away", "minute": 13,
-                                      "player": "Alexander Scholz", "assist": "Sory Kaba",
-                                      "detail": "header", "text": "Scholz!"})  # fmt: skip
+        goal = post(
+            admin,
+            match_id,
+            {
+                "type": "goal",
+                "team": "away",
+                "minute": 13,
+                "player": "Alexander Scholz",
+                "assist": "Sory Kaba",
+                "detail": "header",
+                "text": "Scholz!",
+            },
+        )
         assert goal.status_code == 201
         op = goal.json()["op"]
         assert op["op"] == "add" and op["event"]["id"] == op["seq"]
         assert op["event"]["rev"] == 1 and op["event"]["author"] == "admin"
         assert op["event"]["at"].endswith("Z")
-        assert op["state"] == {"score": {"home": 0, "away": 1}, "phase": "first_half",
-                               "minute": 13, "added": 0}  # fmt: skip
+        assert op["state"] == {
+            "score": {"home": 0, "away": 1},
+            "phase": "first_half",
+            "minute": 13,
+            "added": 0,
+        }
         listing = admin.get("/api/matches").json()["matches"]
         mine = next(m for m in listing if m["match"]["id"] == match_id)
         assert mine["seq"] == op["seq"] and mine["state"]["score"]["away"] == 1
@@ -69,8 +87,9 @@ def test_match_lifecycle(server: TickerServer, match_id: str) -> None:
         kinds = [o["op"] for o in ops["ops"]]
         assert kinds == ["match", "add", "add", "update", "remove", "match"]
         assert ops["seq"] == ops["ops"][-1]["seq"]
-        page = admin.get(f"/api/matches/{match_id}/ops",
-                         params={"since": ops["ops"][1]["seq"], "limit": 2}).json()  # fmt: skip
+        page = admin.get(
+            f"/api/matches/{match_id}/ops", params={"since": ops["ops"][1]["seq"], "limit": 2}
+        ).json()
         assert [o["seq"] for o in page["ops"]] == [o["seq"] for o in ops["ops"][2:4]]
         assert page["seq"] == ops["ops"][3]["seq"]
         unknown = admin.get(f"/api/matches/{match_id}/ops", params={"since": "1-0"}).json()
@@ -94,7 +113,9 @@ def test_idempotent_retry(server: TickerServer, match_id: str) -> None:
         # Ten concurrent retries of one key: exactly one op.
         def retry(_: int) -> httpx.Response:
             with server.admin() as c:
-                return post(c, match_id, {"type": "comment", "text": "x"}, **{"Idempotency-Key": "k2"})
+                return post(
+                    c, match_id, {"type": "comment", "text": "x"}, **{"Idempotency-Key": "k2"}
+                )
 
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             results = list(pool.map(retry, range(10)))
@@ -160,10 +181,12 @@ def test_malformed_requests(server: TickerServer, match_id: str) -> None:
         assert_error(admin.put(f"/api/matches/{match_id}", json={}), 405)
         long_key = {"Idempotency-Key": "k" * 201}
         assert_error(post(admin, match_id, {"type": "comment"}, **long_key), 400)
-        for bad_match in ({"id": "UPPER", "home": {"name": "a"}, "away": {"name": "b"}},
-                          {"id": "x" * 65, "home": {"name": "a"}, "away": {"name": "b"}},
-                          {"id": "ok-id", "home": "a", "away": {"name": "b"}},
-                          {"id": "ok-id", "away": {"name": "b"}}):  # fmt: skip
+        for bad_match in (
+            {"id": "UPPER", "home": {"name": "a"}, "away": {"name": "b"}},
+            {"id": "x" * 65, "home": {"name": "a"}, "away": {"name": "b"}},
+            {"id": "ok-id", "home": "a", "away": {"name": "b"}},
+            {"id": "ok-id", "away": {"name": "b"}},
+        ):
             assert_error(admin.post("/api/matches", json=bad_match), 422)
         assert len(admin.get(f"/api/matches/{match_id}/ops").json()["ops"]) == 1
 
@@ -208,8 +231,9 @@ def test_console_session_and_csrf(server: TickerServer, match_id: str) -> None:
         assert browser.get("/api/session").json()["reporter"] == "mette"
         url = f"/api/matches/{match_id}/events"
         assert_error(browser.post(url, json={"type": "comment"}), 403, "X-CSRF-Token")
-        assert_error(browser.post(url, json={"type": "comment"},
-                                  headers={"X-CSRF-Token": "forged"}), 403)  # fmt: skip
+        assert_error(
+            browser.post(url, json={"type": "comment"}, headers={"X-CSRF-Token": "forged"}), 403
+        )
         ok = browser.post(url, json={"type": "comment"}, headers={"X-CSRF-Token": csrf})
         assert ok.status_code == 201 and ok.json()["op"]["event"]["author"] == "mette"
         assert browser.delete("/api/session").status_code == 204
@@ -225,11 +249,14 @@ def test_cors_for_reads_only(server: TickerServer, match_id: str) -> None:
         write = post(admin, match_id, {"type": "comment"}, **origin)
         assert write.status_code == 201
         assert "access-control-allow-origin" not in write.headers
-        pre = admin.options(f"/api/matches/{match_id}/events", headers={
-            **origin, "Access-Control-Request-Method": "POST"})  # fmt: skip
+        pre = admin.options(
+            f"/api/matches/{match_id}/events",
+            headers={**origin, "Access-Control-Request-Method": "POST"},
+        )
         assert "access-control-allow-origin" not in pre.headers
-        pre_get = admin.options(f"/api/matches/{match_id}", headers={
-            **origin, "Access-Control-Request-Method": "GET"})  # fmt: skip
+        pre_get = admin.options(
+            f"/api/matches/{match_id}", headers={**origin, "Access-Control-Request-Method": "GET"}
+        )
         assert pre_get.status_code == 204
         assert pre_get.headers["access-control-allow-origin"] == "*"
 

@@ -37,8 +37,8 @@ class Recorder:
         self.ops.setdefault(match_id, []).extend(ops)
         self.changed.set()
 
-    async def wait_for(self, match_id: str, count: int, timeout: float = 10) -> list[Op]:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, match_id: str, count: int) -> list[Op]:
+        async with asyncio.timeout(10):
             while len(self.ops.get(match_id, [])) < count:
                 self.changed.clear()
                 await self.changed.wait()
@@ -114,9 +114,12 @@ async def test_append_orders_and_folds(make_engine: EngineFactory) -> None:
     fix, _ = await engine.append("m2", lambda m: m.build_update(goal.seq, {"team": "home"}))
     assert fix.data["event"]["rev"] == 2 and fix.data["state"]["score"] == {"home": 1, "away": 0}
     gone, _ = await engine.append("m2", lambda m: m.build_remove(goal.seq))
-    assert gone.data == {"op": "remove", "seq": gone.seq, "id": goal.seq,
-                         "state": {"score": {"home": 0, "away": 0}, "phase": "first_half",
-                                   "minute": 0, "added": 0}}  # fmt: skip
+    assert gone.data == {
+        "op": "remove",
+        "seq": gone.seq,
+        "id": goal.seq,
+        "state": {"score": {"home": 0, "away": 0}, "phase": "first_half", "minute": 0, "added": 0},
+    }
     with pytest.raises(NotFound):
         await engine.append("m2", lambda m: m.build_remove(goal.seq))
     mlog = await engine.log("m2")

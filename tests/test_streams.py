@@ -17,7 +17,9 @@ from tests.conftest import RedisServer, TickerServer, new_match
 
 
 @pytest.fixture(params=["embedded-fast", "redis-fast", "redis-plain"])
-def stream_server(request: pytest.FixtureRequest, make_server, redis_server: RedisServer) -> TickerServer:  # type: ignore[no-untyped-def]
+def stream_server(
+    request: pytest.FixtureRequest, make_server, redis_server: RedisServer
+) -> TickerServer:  # type: ignore[no-untyped-def]
     """A server per engine, and per WebSocket path (raw frames, or plain ASGI sends)."""
     engine, ws = request.param.split("-")
     env = {"TICKER_WS": ws}
@@ -80,9 +82,9 @@ def test_resume_is_exact(stream_server: TickerServer, match_id: str) -> None:
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.3)
     head = live["seq"]
-    with connect(f"{stream_server.ws_url}/ws/matches/{match_id}?since={head}") as ws:
-        with pytest.raises(TimeoutError):
-            ws.recv(timeout=0.3)
+    url = f"{stream_server.ws_url}/ws/matches/{match_id}?since={head}"
+    with connect(url) as ws, pytest.raises(TimeoutError):
+        ws.recv(timeout=0.3)
     for unknown in ("1-0", "99999999999999-0", "garbage"):
         with connect(f"{stream_server.ws_url}/ws/matches/{match_id}?since={unknown}") as ws:
             snap = recv(ws)
@@ -145,7 +147,9 @@ def test_resume_race_no_gap_no_duplicate(stream_server: TickerServer, match_id: 
     def publish() -> None:
         with stream_server.admin() as admin:
             for i in range(total):
-                admin.post(f"/api/matches/{match_id}/events", json={"type": "comment", "text": str(i)})
+                admin.post(
+                    f"/api/matches/{match_id}/events", json={"type": "comment", "text": str(i)}
+                )
         done.set()
 
     received: dict[int, list[str]] = {}
@@ -210,7 +214,9 @@ def _raw_ws(port: int, path: str) -> socket.socket:
     return sock
 
 
-def test_slow_fan_is_closed_with_4408(make_server, redis_server: RedisServer, match_id: str) -> None:  # type: ignore[no-untyped-def]
+def test_slow_fan_is_closed_with_4408(
+    make_server, redis_server: RedisServer, match_id: str
+) -> None:  # type: ignore[no-untyped-def]
     server = make_server(env={"TICKER_CLIENT_BUFFER": "65536", "TICKER_FSYNC": "false"})
     with server.admin() as admin:
         new_match(admin, match_id)
@@ -220,7 +226,9 @@ def test_slow_fan_is_closed_with_4408(make_server, redis_server: RedisServer, ma
         text = "x" * 2000
         with server.admin() as admin:
             for i in range(1500):
-                admin.post(f"/api/matches/{match_id}/events", json={"type": "comment", "text": text})
+                admin.post(
+                    f"/api/matches/{match_id}/events", json={"type": "comment", "text": text}
+                )
                 if i % 100 == 0 and httpx.get(server.url + "/healthz").json()["subscribers"] < 2:
                     break
         health = httpx.get(server.url + "/healthz").json()
