@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import orjson
 from ticker.engines.base import Engine, Idempotency
 from ticker.errors import Conflict, EngineUnavailable, MatchNotFound
 from ticker.log import MatchLog
-from ticker.model import validate_event_input, validate_match
+from ticker.model import Op, validate_event_input, validate_match
 
 log = logging.getLogger("ticker.demo")
 SCRIPT = Path(__file__).parent / "demo_data" / "fcm-atalanta.json"
@@ -53,6 +54,10 @@ async def _demo_match(engine: Engine, base: dict[str, Any]) -> str:
         n += 1
 
 
+def _adder(fields: dict[str, Any]) -> Callable[[MatchLog], Op]:
+    return lambda mlog: mlog.build_add(fields, "demo")
+
+
 async def run(engine: Engine, speed: float = 60.0) -> None:
     """Replay the script: one match minute takes 60/speed wall seconds."""
     script = load_script()
@@ -73,7 +78,7 @@ async def run(engine: Engine, speed: float = 60.0) -> None:
             due = began + offset + raw["minute"] * 60 / speed
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             idem = Idempotency(f"demo-{n}", "demo")
-            await engine.append(match_id, lambda m, f=fields: m.build_add(f, "demo"), idem)
+            await engine.append(match_id, _adder(fields), idem)
         log.info("demo: %s finished", match_id)
     except EngineUnavailable as exc:
         log.error("demo stopped: %s", exc.message)

@@ -16,7 +16,7 @@ Select it with `uvicorn --ws ticker.fastws:TickerWebSocketProtocol` (`ticker ser
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -119,7 +119,7 @@ class TickerWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
 
-def raw_channel(scope: dict[str, Any]) -> RawChannel | None:
+def raw_channel(scope: MutableMapping[str, Any]) -> RawChannel | None:
     ext = scope.get("extensions") or {}
     channel = ext.get(EXTENSION)
     return channel if isinstance(channel, RawChannel) else None

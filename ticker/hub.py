@@ -133,8 +133,10 @@ class Hub:
         group.sinks.add(sink)
 
     def remove(self, group: Group, sink: RawSink | Sink) -> None:
-        group.raw.pop(sink, None)  # type: ignore[call-overload]
-        group.sinks.discard(sink)  # type: ignore[arg-type]
+        if sink in group.raw:
+            del group.raw[sink]  # type: ignore[arg-type]
+        else:
+            group.sinks.discard(sink)  # type: ignore[arg-type]
         if not group and self.groups.get(group.match_id) is group:
             del self.groups[group.match_id]
             self.engine.unwatch(group.match_id)
@@ -143,7 +145,8 @@ class Hub:
         """Tell every subscriber to go (graceful shutdown): they reconnect with `since`."""
         self.closing = True
         for group in list(self.groups.values()):
-            for sink in [*group.raw, *group.sinks]:
+            sinks: list[RawSink | Sink] = [*group.raw, *group.sinks]
+            for sink in sinks:
                 sink.close(code, reason)
 
     @property

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ticker.errors import EngineUnavailable, MatchNotFound
-from ticker.fastws import raw_channel
+from ticker.fastws import RawChannel, raw_channel
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
 from ticker.model import MATCH_ID_RE, is_seq
 from ticker.wire import Message
@@ -104,9 +104,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await _serve_queued(websocket, hub, group, since)
 
 
-def _too_slow(hub: Hub, group: Group, raw: object) -> None:
-    hub.remove(group, raw)  # type: ignore[arg-type]
-    raw.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")  # type: ignore[attr-defined]
+def _too_slow(hub: Hub, group: Group, raw: RawChannel) -> None:
+    hub.remove(group, raw)
+    raw.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
 
 
 def _queue_limit(websocket: WebSocket | Request) -> int:

@@ -149,7 +149,7 @@ class RedisEngine:
 
     async def _run_append(self, mlog: MatchLog, op: Op, idem: Idempotency) -> tuple[str, str]:
         keys = [self._log_key(mlog.id), self._idem_key(mlog.id, idem.key)]
-        args = [mlog.head, op.seq, op.json, idem.digest, IDEM_TTL]
+        args: list[Any] = [mlog.head, op.seq, op.json, idem.digest, IDEM_TTL]
         try:
             status, value = await self._append(keys=keys, args=args)
         except ResponseError as exc:
@@ -209,13 +209,13 @@ class RedisEngine:
     async def _read_forever(self) -> None:
         backoff = 0.05
         while True:
-            streams = {self._wake_key: self._wake_seen}
+            streams: dict[Any, Any] = {self._wake_key: self._wake_seen}
             for match_id in self._watched:
                 mlog = self._logs.get(match_id)
                 if mlog is not None:
                     streams[self._log_key(match_id)] = mlog.head or "0-0"
             try:
-                reply = await self.reader_client.xread(streams, block=BLOCK_MS, count=1000)
+                reply: Any = await self.reader_client.xread(streams, block=BLOCK_MS, count=1000)
             except (*_UNREACHABLE, RedisError) as exc:
                 # Full-jitter backoff; the next XREAD resumes from each log's head.
                 log.warning("redis reader: %s; retrying", exc)
