@@ -34,6 +34,18 @@ def post_until_acknowledged(url: str, body: dict, key: str, deadline: float) -> 
     raise TimeoutError(f"{key} never acknowledged")
 
 
+def all_ops(base_url: str, match_id: str) -> list[dict]:
+    """The whole log, page by page."""
+    ops: list[dict] = []
+    params: dict[str, str] = {}
+    while True:
+        page = httpx.get(f"{base_url}/api/matches/{match_id}/ops", params=params).json()
+        ops += page["ops"]
+        if not page.get("more"):
+            return ops
+        params = {"since": page["seq"]}
+
+
 def test_two_processes_share_one_redis(make_server, redis_url: str, match_id: str) -> None:  # type: ignore[no-untyped-def]
     a = make_server(redis_url=redis_url)
     b = make_server(redis_url=redis_url)
@@ -111,7 +123,7 @@ def test_redis_kill_9_loses_nothing_and_duplicates_nothing(
         acked[key] = post_until_acknowledged(url, {"type": "comment", "text": key}, key, deadline)
     watcher.join(40)
     assert outage == [503]
-    log = httpx.get(f"{server.url}/api/matches/{match_id}/ops").json()["ops"]
+    log = all_ops(server.url, match_id)
     texts = [op["event"]["text"] for op in log if op["op"] == "add"]
     assert sorted(texts) == sorted(acked), "every acknowledged event is in the log, once"
     assert len(texts) == len(set(texts)) == total
@@ -156,7 +168,7 @@ def test_embedded_server_kill_9_keeps_acknowledged_events(
     t.join(10)
     assert len(acked) > 10
     server.start()
-    log = httpx.get(f"{server.url}/api/matches/{match_id}/ops").json()["ops"]
+    log = all_ops(server.url, match_id)
     stored = {op["event"]["text"]: op["seq"] for op in log if op["op"] == "add"}
     for key, seq in acked.items():
         assert stored.get(key) == seq, f"acknowledged {key} lost after kill -9"
@@ -169,9 +181,5 @@ def test_embedded_server_kill_9_keeps_acknowledged_events(
         url, {"type": "comment", "text": retry_key}, retry_key, time.monotonic() + 10
     )
     assert op == again
-    texts = [
-        o["event"]["text"]
-        for o in httpx.get(f"{server.url}/api/matches/{match_id}/ops").json()["ops"]
-        if o["op"] == "add"
-    ]
+    texts = [o["event"]["text"] for o in all_ops(server.url, match_id) if o["op"] == "add"]
     assert len(texts) == len(set(texts))

@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start(hub.on_ops)
+        keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         demo: asyncio.Task[Any] | None = None
         if settings.demo:
             from ticker import demo as demo_mod
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            keepalive.cancel()
             if demo is not None:
                 demo.cancel()
             hub.close_all()

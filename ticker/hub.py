@@ -149,6 +149,19 @@ class Hub:
             for sink in sinks:
                 sink.close(code, reason)
 
+    async def keepalive(self, interval: float) -> None:
+        """Ping every raw fan each `interval`; one silent for a whole interval is closed.
+
+        One loop for the process instead of a timer per connection.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            for group in list(self.groups.values()):
+                for sink in list(group.raw):
+                    ping = getattr(sink, "keepalive", None)
+                    if ping is not None:
+                        ping()
+
     @property
     def subscribers(self) -> int:
         return sum(len(g) for g in self.groups.values())

@@ -83,6 +83,8 @@ class Settings:
     # "fast": the hub writes pre-made frames straight to fan sockets (ticker.fastws);
     # "plain": uvicorn's stock WebSocket protocol, the portable ASGI path.
     ws: str = "fast"
+    # Seconds between keepalive pings to fans; a fan silent for one interval is closed.
+    ping_interval: float = 20.0
 
     @property
     def engine_name(self) -> str:
@@ -101,6 +103,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "demo_speed": _float,
     "secure_cookies": _bool,
     "ws": _ws,
+    "ping_interval": _float,
 }
 
 

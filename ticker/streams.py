@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ticker.errors import EngineUnavailable, MatchNotFound
-from ticker.fastws import RawChannel, raw_channel
+from ticker.fastws import Fan, raw_channel
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
 from ticker.model import MATCH_ID_RE, is_seq
 from ticker.wire import Message
@@ -91,22 +91,22 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     raw = raw_channel(websocket.scope)
     if raw is not None:
+        fan = raw.adopt(websocket.app.state.settings.client_buffer)
+        if fan is None:
+            return
         # From here to add_raw nothing awaits: history and live cannot interleave.
         for msg in hub.backlog(group, since):
-            raw.write(msg.frame)
-        hub.add_raw(group, raw)
-        raw.adopt(
-            on_lost=lambda: hub.remove(group, raw),
-            on_slow=lambda: _too_slow(hub, group, raw),
-            high_water=websocket.app.state.settings.client_buffer,
-        )
+            fan.write(msg.frame)
+        fan.on_lost = lambda: hub.remove(group, fan)
+        fan.on_slow = lambda: _too_slow(hub, group, fan)
+        hub.add_raw(group, fan)
         return
     await _serve_queued(websocket, hub, group, since)
 
 
-def _too_slow(hub: Hub, group: Group, raw: RawChannel) -> None:
-    hub.remove(group, raw)
-    raw.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
+def _too_slow(hub: Hub, group: Group, fan: Fan) -> None:
+    hub.remove(group, fan)
+    fan.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
 
 
 def _queue_limit(websocket: WebSocket | Request) -> int:
