@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -60,11 +61,10 @@ def serve(settings: Settings) -> None:
     }
     if settings.workers > 1:
         # Workers are fresh processes: they read the same settings from the environment.
-        for name in ("host", "port", "redis_url", "demo", "demo_speed", "log_level"):
-            value = getattr(settings, name)
-            os.environ[f"TICKER_{name.upper()}"] = (
-                str(value).lower() if value is True or value is False else str(value)
-            )
+        for field in dataclasses.fields(settings):
+            value = getattr(settings, field.name)
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            os.environ[f"TICKER_{field.name.upper()}"] = text
         uvicorn.run("ticker.app:factory", factory=True, workers=settings.workers, **config)  # type: ignore[arg-type]
     else:
         from ticker.app import create_app
