@@ -196,7 +196,7 @@ def test_fan_messages_are_ignored_safely(stream_server: TickerServer, match_id: 
         ws.send("hello")
         ws.send(b"\x00\x01binary")
         ws.send("{}" * 20000)
-        ws.ping()
+        assert ws.ping().wait(5), "the server answers pings"
         op = post(stream_server, match_id, {"type": "comment", "text": "still here"})
         assert recv(ws) == op
     assert httpx.get(stream_server.url + "/healthz").status_code == 200
@@ -257,3 +257,37 @@ def test_shutdown_closes_fans_with_1012(stream_server: TickerServer, match_id: s
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=10)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+
+
+def test_keepalive_drops_a_silent_fan(make_server, match_id: str) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(env={"TICKER_PING_INTERVAL": "0.3"})
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    silent = _raw_ws(server.port, f"/ws/matches/{match_id}")  # never answers a ping
+    with connect(f"{server.ws_url}/ws/matches/{match_id}") as alive:  # answers them
+        recv(alive)
+        deadline = time.monotonic() + 10
+        while httpx.get(server.url + "/healthz").json()["subscribers"] > 1:
+            assert time.monotonic() < deadline, "the silent fan was never dropped"
+            time.sleep(0.1)
+        time.sleep(1)  # several more ping rounds: the live fan stays
+        op = post(server, match_id, {"type": "comment", "text": "still live"})
+        assert recv(alive) == op
+    silent.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ws/matches/x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n",
+        b"GET /ws/matches/x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    ],
+)
+def test_bad_handshakes_get_400(make_server, head: bytes) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 4")
+    assert httpx.get(server.url + "/healthz").status_code == 200
