@@ -291,3 +291,40 @@ def test_bad_handshakes_get_400(make_server, head: bytes) -> None:  # type: igno
         sock.sendall(head)
         assert sock.recv(4096).startswith(b"HTTP/1.1 4")
     assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def _xrange_calls(redis_server: RedisServer) -> int:
+    import redis
+
+    stats = redis.Redis.from_url(redis_server.url).info("commandstats")
+    return int(stats.get("cmdstat_xrange", {}).get("calls", 0))
+
+
+def test_reconnect_storm_reads_history_once(  # type: ignore[no-untyped-def]
+    make_server, redis_server: RedisServer, match_id: str
+) -> None:
+    """After a deploy every fan comes back at once: one log read per process, not per fan."""
+    if redis_server.proc is None:
+        redis_server.start()
+    first = make_server(redis_url=redis_server.url)
+    with first.admin() as admin:
+        new_match(admin, match_id)
+    ops = [post(first, match_id, {"type": "comment", "text": str(i)}) for i in range(20)]
+    fresh = make_server(redis_url=redis_server.url)  # a new process: nothing cached yet
+    before = _xrange_calls(redis_server)
+    barrier = threading.Barrier(50)
+    got: list[list[str]] = []
+
+    def fan(n: int) -> None:
+        since = ops[n % 10]["seq"]
+        barrier.wait()
+        with connect(f"{fresh.ws_url}/ws/matches/{match_id}?since={since}") as ws:
+            got.append([recv(ws)["seq"] for _ in range(19 - n % 10)])
+
+    threads = [threading.Thread(target=fan, args=(n,)) for n in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 50
+    assert _xrange_calls(redis_server) - before <= 2
