@@ -14,7 +14,14 @@ from starlette.routing import BaseRoute, Route
 
 from ticker.auth import SESSION_COOKIE, Auth, new_token, token_hash
 from ticker.engines.base import Engine, Idempotency
-from ticker.errors import BadRequest, EngineUnavailable, Invalid, RateLimited, TooLarge
+from ticker.errors import (
+    BadRequest,
+    EngineUnavailable,
+    Invalid,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+)
 from ticker.log import MatchLog
 from ticker.model import (
     is_seq,
@@ -233,9 +240,7 @@ async def get_session(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     who = await _auth(request).from_cookie(cookie) if cookie else None
     if who is None:
-        return JSONResponse(
-            {"error": {"code": "unauthorized", "message": "not signed in"}}, status_code=401
-        )
+        return JSONResponse(Unauthorized("not signed in").body(), status_code=401)
     return JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": who.csrf})
 
 

@@ -86,13 +86,25 @@ async def _ticker_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
-    body = {"error": {"code": codes.get(exc.status_code, "http_error"), "message": exc.detail}}
+    body = {
+        "error": {
+            "code": codes.get(exc.status_code, "http_error"),
+            "message": exc.detail,
+            "field": None,
+        }
+    }
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal", "message": "internal error; it has been logged"}}
+    body = {
+        "error": {
+            "code": "internal",
+            "message": "internal error; it has been logged",
+            "field": None,
+        }
+    }
     return JSONResponse(body, status_code=500)
 
 

@@ -17,10 +17,7 @@ class TickerError(Exception):
         self.field = field
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"error": error}
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 
 class BadRequest(TickerError):

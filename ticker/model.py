@@ -56,8 +56,8 @@ _STRING_LIMITS = {
     "text": 2000,
 }
 EVENT_FIELDS = frozenset({"type", "minute", "added", "team"} | _STRING_LIMITS.keys())
-MATCH_ID_RE = re.compile(r"^[a-z0-9-]{1,64}$")
-SEQ_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+MATCH_ID_RE = re.compile(r"[a-z0-9-]{1,64}\Z")
+SEQ_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})\Z")
 MATCH_STATUSES = frozenset({"scheduled", "live", "finished", "postponed", "abandoned"})
 
 
@@ -92,16 +92,19 @@ def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
-def _str_field(body: dict[str, Any], name: str, limit: int, *, empty: bool = True) -> str:
+def _str_field(
+    body: dict[str, Any], name: str, limit: int, *, empty: bool = True, field: str | None = None
+) -> str:
+    field = field or name
     value = body[name]
     if not isinstance(value, str):
-        raise Invalid(f"{name} must be a string, got {_type_name(value)}", name)
+        raise Invalid(f"{field} must be a string, got {_type_name(value)}", field)
     if len(value) > limit:
-        raise Invalid(f"{name} must be at most {limit} characters, got {len(value)}", name)
+        raise Invalid(f"{field} must be at most {limit} characters, got {len(value)}", field)
     if not empty and not value.strip():
-        raise Invalid(f"{name} must not be empty", name)
+        raise Invalid(f"{field} must not be empty", field)
     if "\x00" in value:
-        raise Invalid(f"{name} must not contain NUL characters", name)
+        raise Invalid(f"{field} must not contain NUL characters", field)
     return value
 
 
@@ -181,8 +184,12 @@ def validate_match(body: Any, *, partial: bool = False) -> dict[str, Any]:
             raise Invalid(f"unknown field {sorted(extra)[0]!r} in {side}", side)
         if "name" not in team:
             raise Invalid(f"{side}.name is required", f"{side}.name")
-        name = _str_field(team, "name", 80, empty=False)
-        short = _str_field(team, "short", 8, empty=False) if "short" in team else name[:3].upper()
+        name = _str_field(team, "name", 80, empty=False, field=f"{side}.name")
+        short = (
+            _str_field(team, "short", 8, empty=False, field=f"{side}.short")
+            if "short" in team
+            else name[:3].upper()
+        )
         clean[side] = {"name": name, "short": short}
     for name, limit in (("competition", 120), ("venue", 120), ("kickoff", 40)):
         if name in body and body[name] is not None:
@@ -190,7 +197,7 @@ def validate_match(body: Any, *, partial: bool = False) -> dict[str, Any]:
         elif name in body:
             clean[name] = None
     if "status" in body:
-        if body["status"] not in MATCH_STATUSES:
+        if not isinstance(body["status"], str) or body["status"] not in MATCH_STATUSES:
             raise Invalid(f"status must be one of {', '.join(sorted(MATCH_STATUSES))}", "status")
         clean["status"] = body["status"]
     return clean

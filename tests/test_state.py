@@ -1,0 +1,599 @@
+"""The state fold (ticker/state.py) and MatchLog's op builders (ticker/log.py), without I/O.
+
+The property tests drive a MatchLog with random reporter actions (adds, corrections,
+retractions, match changes, a wall clock that may jump back) and check the invariants the
+engines and clients rely on against a small bookkeeping model kept apart from MatchLog.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ticker.errors import Invalid, NotFound
+from ticker.log import MatchLog, iso_ms
+from ticker.model import EVENT_TYPES, TEAM_REQUIRED, Op, seq_key
+from ticker.state import clock, fold, initial_state
+
+T0 = 1_764_100_000.0  # 2025-11-25T19:46:40Z
+MATCH = {
+    "id": "fck-ssc",
+    "home": {"name": "FC København", "short": "FCK"},
+    "away": {"name": "SSC Napoli", "short": "NAP"},
+}
+PROPS = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def new_log(now: float = T0) -> MatchLog:
+    mlog = MatchLog(MATCH["id"])
+    assert mlog.apply(mlog.build_match(MATCH, now=now))
+    return mlog
+
+
+def post(mlog: MatchLog, now: float, **fields: Any) -> Op:
+    op = mlog.build_add(fields, "jens", now=now)
+    assert mlog.apply(op)
+    return op
+
+
+def ev(kind: str, minute: int = 0, added: int = 0, **more: Any) -> dict[str, Any]:
+    return {"type": kind, "minute": minute, "added": added, **more}
+
+
+def view(mlog: MatchLog) -> tuple[Any, ...]:
+    """Everything a client can see of a log."""
+    return (
+        mlog.head,
+        [op.seq for op in mlog.ops],
+        mlog.state,
+        list(mlog.events.items()),
+        mlog.match,
+        mlog.snapshot().json,
+        mlog.snapshot(reset=True).json,
+    )
+
+
+# The fold
+
+
+def test_empty_log_is_pre_match_nil_nil() -> None:
+    assert fold([]) == initial_state()
+    assert initial_state() == {
+        "score": {"home": 0, "away": 0},
+        "phase": "pre_match",
+        "minute": 0,
+        "added": 0,
+    }
+
+
+def test_goals_count_for_the_team_given() -> None:
+    state = fold(
+        [
+            ev("kickoff"),
+            ev("goal", 13, team="away"),
+            ev("goal", 30, team="home"),
+            ev("goal", 44, team="away"),
+        ]
+    )
+    assert state["score"] == {"home": 1, "away": 2}
+    assert state["phase"] == "first_half"
+
+
+def test_own_goal_is_credited_to_the_side_given() -> None:
+    # PROTOCOL: for a goal `team` is the team credited; an own goal by a home player
+    # is sent as team "away", detail "own_goal".
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    op = post(mlog, T0 + 600, type="goal", team="away", detail="own_goal", player="Kristensen")
+    assert op.data["state"]["score"] == {"home": 0, "away": 1}
+    assert op.data["event"]["detail"] == "own_goal"
+
+
+def test_goals_in_a_penalty_shootout_do_not_change_the_score() -> None:
+    events = [
+        ev("kickoff"),
+        ev("goal", 20, team="home"),
+        ev("second_half", 46),
+        ev("goal", 80, team="away"),
+        ev("extra_time", 91),
+        ev("penalty_shootout", 120),
+        ev("goal", 120, team="home", detail="penalty"),
+        ev("goal", 120, team="away", detail="penalty"),
+        ev("goal", 120, team="home", detail="penalty"),
+    ]
+    state = fold(events)
+    assert state["phase"] == "penalties"
+    assert state["score"] == {"home": 1, "away": 1}
+    assert fold([*events, ev("full_time", 120)])["score"] == {"home": 1, "away": 1}
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase"),
+    [
+        ("kickoff", "first_half"),
+        ("half_time", "half_time"),
+        ("second_half", "second_half"),
+        ("extra_time", "extra_time"),
+        ("penalty_shootout", "penalties"),
+        ("full_time", "full_time"),
+    ],
+)
+def test_phase_events_set_the_phase(kind: str, phase: str) -> None:
+    assert fold([ev("kickoff"), ev(kind, 50)])["phase"] == phase
+
+
+@pytest.mark.parametrize(
+    "kind",
+    sorted(
+        EVENT_TYPES
+        - {"kickoff", "half_time", "second_half", "extra_time", "penalty_shootout", "full_time"}
+    ),
+)
+def test_other_events_leave_the_phase_alone(kind: str) -> None:
+    extra = {"team": "home"} if kind in TEAM_REQUIRED else {}
+    before = fold([ev("kickoff"), ev("half_time", 45, 2)])
+    after = fold([ev("kickoff"), ev("half_time", 45, 2), ev(kind, 45, 3, **extra)])
+    assert after["phase"] == before["phase"] == "half_time"
+
+
+def test_minute_and_added_follow_the_latest_event_in_log_order() -> None:
+    state = fold([ev("kickoff"), ev("goal", 47, team="home"), ev("comment", 45, 2)])
+    assert (state["minute"], state["added"]) == (45, 2)
+
+
+def test_removing_the_kickoff_returns_to_pre_match() -> None:
+    mlog = new_log()
+    kickoff = post(mlog, T0, type="kickoff")
+    post(mlog, T0 + 60, type="comment", text="Det regner i Parken.")
+    op = mlog.build_remove(kickoff.seq, now=T0 + 120)
+    assert op.data["state"]["phase"] == "pre_match"
+
+
+# The clock
+
+
+def clock_after(start_kind: str, elapsed: float, *before: dict[str, Any]) -> tuple[int, int]:
+    at = iso_ms(T0)
+    events = [*before, {**ev(start_kind), "at": at}]
+    return clock(events, fold(events), T0 + elapsed)
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "expected"),
+    [
+        (0.0, (1, 0)),
+        (0.001, (1, 0)),
+        (59.999, (1, 0)),
+        (60.0, (2, 0)),
+        (13 * 60 + 5, (14, 0)),
+        (44 * 60 + 59, (45, 0)),
+        (45 * 60, (45, 1)),
+        (46 * 60 + 5, (45, 2)),  # "45+2"
+        (47 * 60 + 59, (45, 3)),
+        (500 * 60, (45, 30)),  # added time never passes the 30 a reporter may send
+    ],
+)
+def test_first_half_clock(elapsed: float, expected: tuple[int, int]) -> None:
+    assert clock_after("kickoff", elapsed) == expected
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "expected"),
+    [(0.5, (46, 0)), (44 * 60, (90, 0)), (45 * 60 + 1, (90, 1)), (49 * 60 + 30, (90, 5))],
+)
+def test_second_half_counts_from_45(elapsed: float, expected: tuple[int, int]) -> None:
+    first = [{**ev("kickoff"), "at": iso_ms(T0 - 3600)}, ev("half_time", 45, 3)]
+    assert clock_after("second_half", elapsed, *first) == expected
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "expected"), [(1.0, (91, 0)), (29 * 60 + 59, (120, 0)), (31 * 60, (120, 2))]
+)
+def test_extra_time_counts_from_90(elapsed: float, expected: tuple[int, int]) -> None:
+    assert clock_after("extra_time", elapsed, ev("kickoff"), ev("second_half", 46)) == expected
+
+
+def test_clock_never_runs_backwards_past_the_period_start() -> None:
+    # The server's wall clock may be behind the `at` of the kick-off (another process).
+    assert clock_after("kickoff", -90.0) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        [ev("comment", 0)],
+        [ev("kickoff"), ev("half_time", 45, 4)],
+        [ev("kickoff"), ev("full_time", 90, 5)],
+        [ev("kickoff"), ev("penalty_shootout", 120, 2)],
+    ],
+)
+def test_outside_a_running_period_the_clock_stands(events: list[dict[str, Any]]) -> None:
+    state = fold(events)
+    assert clock(events, state, T0 + 10_000) == (state["minute"], state["added"])
+
+
+def test_event_without_minute_takes_the_clock() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    op = post(mlog, T0 + 13 * 60 + 5, type="goal", team="away", player="Scholz")
+    assert (op.data["event"]["minute"], op.data["event"]["added"]) == (14, 0)
+    assert (op.data["state"]["minute"], op.data["state"]["added"]) == (14, 0)
+    late = post(mlog, T0 + 46 * 60 + 1, type="corner", team="home")
+    assert (late.data["event"]["minute"], late.data["event"]["added"]) == (45, 2)
+
+
+@pytest.mark.parametrize(("kind", "minute"), [("kickoff", 0), ("second_half", 46)])
+def test_period_start_without_minute(kind: str, minute: int) -> None:
+    mlog = new_log()
+    if kind == "second_half":
+        post(mlog, T0, type="kickoff")
+        post(mlog, T0 + 47 * 60, type="half_time")
+    op = post(mlog, T0 + 3600, type=kind)
+    assert (op.data["event"]["minute"], op.data["event"]["added"]) == (minute, 0)
+
+
+def test_extra_time_without_minute_is_91() -> None:
+    mlog = new_log()
+    for kind in ("kickoff", "half_time", "second_half", "full_time"):
+        post(mlog, T0, type=kind, minute=90 if kind == "full_time" else 0)
+    op = post(mlog, T0 + 60, type="extra_time")
+    assert (op.data["event"]["minute"], op.data["event"]["added"]) == (91, 0)
+
+
+def test_reporter_minute_wins_over_the_clock() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    op = post(mlog, T0 + 30 * 60, type="comment", minute=12)
+    assert (op.data["event"]["minute"], op.data["event"]["added"]) == (12, 0)
+    op = post(mlog, T0 + 30 * 60, type="comment", added=3)
+    assert (op.data["event"]["minute"], op.data["event"]["added"]) == (31, 3)
+
+
+# Seqs
+
+
+def test_seq_is_wall_clock_milliseconds() -> None:
+    mlog = MatchLog("m")
+    assert mlog.next_seq(T0 + 0.1234) == "1764100000123-0"
+
+
+def test_seq_strictly_increases_when_the_wall_clock_goes_backwards() -> None:
+    mlog = new_log(now=T0)
+    seqs = [mlog.head]
+    for now in (T0, T0, T0 - 3600, T0 + 0.0005, T0 + 0.002, T0 - 1):
+        seqs.append(post(mlog, now, type="comment").seq)
+    assert seqs == [
+        "1764100000000-0",
+        "1764100000000-1",
+        "1764100000000-2",
+        "1764100000000-3",
+        "1764100000000-4",
+        "1764100000002-0",
+        "1764100000002-1",
+    ]
+
+
+@PROPS
+@given(st.lists(st.integers(-(10**7), 10**7), min_size=1, max_size=40))
+def test_seqs_strictly_increase_whatever_the_clock_does(steps: list[int]) -> None:
+    mlog = new_log()
+    now = T0
+    for step_ms in steps:
+        now += step_ms / 1000
+        op = post(mlog, now, type="comment")
+        assert op.data["event"]["id"] == op.seq
+    keys = [op.key for op in mlog.ops]
+    assert keys == sorted(set(keys))
+    assert all(op.key == seq_key(op.seq) for op in mlog.ops)
+
+
+# Building ops
+
+
+def test_add_sets_the_server_fields() -> None:
+    mlog = new_log()
+    op = mlog.build_add({"type": "goal", "team": "away", "minute": 13}, "jens", now=T0 + 0.12)
+    event = op.data["event"]
+    assert op.data["op"] == "add" and op.data["seq"] == op.seq == event["id"]
+    assert event["rev"] == 1 and event["author"] == "jens"
+    assert event["at"] == "2025-11-25T19:46:40.120Z"
+    assert datetime.fromisoformat(event["at"]).timestamp() == pytest.approx(T0 + 0.12)
+    assert event["added"] == 0
+
+
+def test_update_increments_rev_and_keeps_id_at_author() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    goal = post(mlog, T0 + 600, type="goal", team="away", player="Scholz", detail="header")
+    post(mlog, T0 + 700, type="comment", text="Stort pres nu.")
+    first = mlog.build_update(goal.seq, {"player": "Kaba", "detail": None}, now=T0 + 800)
+    mlog.apply(first)
+    second = mlog.build_update(goal.seq, {"team": "home"}, now=T0 + 900)
+    assert first.data["op"] == "update" and first.seq != goal.seq
+    old, new = goal.data["event"], second.data["event"]
+    assert (new["id"], new["at"], new["author"]) == (old["id"], old["at"], old["author"])
+    assert (first.data["event"]["rev"], new["rev"]) == (2, 3)
+    assert new["player"] == "Kaba" and "detail" not in new
+    assert second.data["state"]["score"] == {"home": 1, "away": 0}
+    mlog.apply(second)
+    # A correction keeps the event's place in the log (oldest first).
+    assert [e["id"] for e in mlog.events.values()] == sorted(mlog.events, key=seq_key)
+
+
+def test_add_then_remove_restores_the_score() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    post(mlog, T0 + 300, type="goal", team="home")
+    before = dict(mlog.state)
+    goal = post(mlog, T0 + 600, type="goal", team="away", detail="penalty")
+    assert goal.data["state"]["score"] == {"home": 1, "away": 1}
+    removed = mlog.build_remove(goal.seq, now=T0 + 700)
+    assert removed.data == {"op": "remove", "seq": removed.seq, "id": goal.seq, "state": before}
+
+
+@pytest.mark.parametrize("action", ["update", "remove"])
+def test_unknown_or_removed_event_is_not_found(action: str) -> None:
+    mlog = new_log()
+    goal = post(mlog, T0, type="goal", team="home")
+    mlog.apply(mlog.build_remove(goal.seq, now=T0 + 1))
+    for event_id in ("1-0", goal.seq, mlog.ops[0].seq):  # unknown, removed, a match op
+        with pytest.raises(NotFound) as info:
+            if action == "update":
+                mlog.build_update(event_id, {"minute": 3}, now=T0 + 2)
+            else:
+                mlog.build_remove(event_id, now=T0 + 2)
+        assert info.value.status == 404 and info.value.field == "event_id"
+
+
+def test_correction_must_change_something() -> None:
+    mlog = new_log()
+    goal = post(mlog, T0, type="goal", team="home")
+    with pytest.raises(Invalid):
+        mlog.build_update(goal.seq, {}, now=T0 + 1)
+
+
+def test_correction_cannot_leave_a_goal_without_a_team() -> None:
+    mlog = new_log()
+    goal = post(mlog, T0, type="goal", team="home")
+    comment = post(mlog, T0, type="comment")
+    with pytest.raises(Invalid) as info:
+        mlog.build_update(goal.seq, {"team": None}, now=T0 + 1)
+    assert info.value.field == "team"
+    with pytest.raises(Invalid) as info:
+        mlog.build_update(comment.seq, {"type": "red_card"}, now=T0 + 1)
+    assert info.value.field == "team"
+    with pytest.raises(Invalid):
+        mlog.build_add({"type": "goal"}, "jens", now=T0 + 1)
+
+
+def test_builders_change_nothing() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    goal = post(mlog, T0 + 60, type="goal", team="home")
+    before = view(mlog)
+    mlog.build_add({"type": "goal", "team": "away"}, "jens", now=T0 + 120)
+    mlog.build_update(goal.seq, {"team": "away"}, now=T0 + 120)
+    mlog.build_remove(goal.seq, now=T0 + 120)
+    mlog.build_match({"venue": "Parken"}, now=T0 + 120)
+    with pytest.raises(Invalid):
+        mlog.build_update(goal.seq, {"team": None}, now=T0 + 120)
+    assert view(mlog) == before
+
+
+def test_match_op_merges_and_null_deletes() -> None:
+    mlog = new_log()
+    mlog.apply(mlog.build_match({"venue": "Parken", "status": "live"}, now=T0 + 1))
+    op = mlog.build_match({"venue": None}, now=T0 + 2)
+    assert op.data["op"] == "match" and "state" not in op.data
+    assert op.data["match"] == {**MATCH, "status": "live"}
+
+
+# The log itself
+
+
+def test_apply_ignores_ops_at_or_before_the_head() -> None:
+    mlog = new_log()
+    first = post(mlog, T0, type="kickoff")
+    second = post(mlog, T0 + 60, type="goal", team="home")
+    before = view(mlog)
+    assert not mlog.apply(first)
+    assert not mlog.apply(second)
+    assert not mlog.apply(Op.from_json(second.json))
+    assert view(mlog) == before
+
+
+def test_since() -> None:
+    mlog = new_log()
+    ops = [mlog.ops[0], *(post(mlog, T0 + i, type="comment") for i in range(3))]
+    assert [op.seq for op in mlog.since(ops[0].seq) or []] == [op.seq for op in ops[1:]]
+    assert mlog.since(mlog.head) == []
+    assert mlog.since("1-0") is None
+    assert mlog.since("") is None
+
+
+def test_snapshot_is_encoded_once_per_head() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    snap = mlog.snapshot()
+    assert mlog.snapshot() is snap
+    assert mlog.snapshot(reset=True) is not snap
+    from ticker.wire import loads
+
+    body = loads(snap.json)
+    assert body == {
+        "op": "snapshot",
+        "seq": mlog.head,
+        "match": MATCH,
+        "state": mlog.state,
+        "events": list(mlog.events.values()),
+    }
+    assert loads(mlog.snapshot(reset=True).json)["reset"] is True
+    post(mlog, T0 + 60, type="comment")
+    assert loads(mlog.snapshot().json)["seq"] == mlog.head != snap.seq
+
+
+# Property tests over random reporter sessions
+
+PHASE_STARTS = {
+    "kickoff": "first_half",
+    "half_time": "half_time",
+    "second_half": "second_half",
+    "extra_time": "extra_time",
+    "penalty_shootout": "penalties",
+    "full_time": "full_time",
+}
+
+
+def expected_state(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """PROTOCOL's state, computed from our own list of live events."""
+    score = {"home": 0, "away": 0}
+    phase = "pre_match"
+    for event in events:
+        if event["type"] in PHASE_STARTS:
+            phase = PHASE_STARTS[event["type"]]
+        elif event["type"] == "goal" and phase != "penalties":
+            score[event["team"]] += 1
+    last = events[-1] if events else {"minute": 0, "added": 0}
+    return {"score": score, "phase": phase, "minute": last["minute"], "added": last["added"]}
+
+
+teams = st.sampled_from(["home", "away"])
+event_fields = st.fixed_dictionaries(
+    {"type": st.sampled_from(sorted(EVENT_TYPES))},
+    optional={
+        "team": teams,
+        "minute": st.integers(0, 150),
+        "added": st.integers(0, 30),
+        "detail": st.sampled_from(["own_goal", "penalty", "header"]),
+        "text": st.text(max_size=20),
+    },
+)
+correction_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(sorted(EVENT_TYPES)),
+        "team": st.one_of(st.none(), teams),
+        "minute": st.integers(0, 150),
+        "added": st.integers(0, 30),
+        "detail": st.one_of(st.none(), st.just("own_goal")),
+    },
+)
+clock_step = st.integers(-5_000, 400_000).map(lambda ms: ms / 1000)
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), event_fields, clock_step),
+        st.tuples(st.just("update"), st.integers(0, 50), correction_fields, clock_step),
+        st.tuples(st.just("remove"), st.integers(0, 50), clock_step),
+        st.tuples(
+            st.just("match"), st.sampled_from([{"status": "live"}, {"venue": None}]), clock_step
+        ),
+    ),
+    max_size=30,
+)
+
+
+def play(steps: list[tuple[Any, ...]]) -> tuple[MatchLog, list[Op]]:
+    """Run the actions on a MatchLog, checking each op against our own bookkeeping."""
+    mlog = new_log()
+    live: dict[str, dict[str, Any]] = {}
+    now = T0
+    for kind, *args, step in steps:
+        now += step
+        before = view(mlog)
+        try:
+            if kind == "add":
+                op = mlog.build_add(args[0], "jens", now=now)
+            elif kind == "match":
+                op = mlog.build_match(args[0], now=now)
+            elif not live:
+                continue
+            else:
+                target = list(live)[args[0] % len(live)]
+                if kind == "update":
+                    op = mlog.build_update(target, args[1], now=now)
+                else:
+                    op = mlog.build_remove(target, now=now)
+        except Invalid:
+            assert view(mlog) == before  # a refused write changes nothing
+            continue
+        assert view(mlog) == before  # building is pure
+        assert op.key > mlog.ops[-1].key
+        if op.data["op"] in ("add", "update"):
+            live[op.data["event"]["id"]] = op.data["event"]
+        elif op.data["op"] == "remove":
+            del live[op.data["id"]]
+        assert mlog.apply(op)
+        if op.data["op"] != "match":
+            assert op.data["state"] == expected_state(list(live.values()))
+            assert op.data["state"] == fold(mlog.events.values()) == mlog.state
+        assert mlog.events == live and list(mlog.events) == list(live)
+    return mlog, mlog.ops
+
+
+@PROPS
+@given(actions)
+def test_every_op_carries_the_state_of_the_live_events(steps: list[tuple[Any, ...]]) -> None:
+    _, ops = play(steps)
+    for op in ops:
+        if op.data["op"] == "add":
+            assert op.data["event"]["id"] == op.seq and op.data["event"]["rev"] == 1
+        if op.data["op"] == "update":
+            assert op.data["event"]["id"] != op.seq and op.data["event"]["rev"] >= 2
+
+
+@PROPS
+@given(actions)
+def test_replaying_the_log_gives_the_same_view(steps: list[tuple[Any, ...]]) -> None:
+    mlog, ops = play(steps)
+    replay = MatchLog(mlog.id)
+    for op in ops:
+        assert replay.apply(Op.from_json(op.json))  # as read back from storage
+    assert view(replay) == view(mlog)
+
+
+@PROPS
+@given(actions, st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=8))
+def test_redelivered_ops_change_nothing(
+    steps: list[tuple[Any, ...]], batches: list[tuple[int, int]]
+) -> None:
+    # A reader may see an op more than once (a retried XREAD, a refresh racing the
+    # reader): batches that overlap what was already applied leave the same log.
+    mlog, ops = play(steps)
+    replay = MatchLog(mlog.id)
+    done = 0
+    for back, size in [*batches, (len(ops), len(ops))]:
+        start = max(0, done - back)
+        for op in ops[start : start + size]:
+            replay.apply(op)
+        done = max(done, min(len(ops), start + size))
+    assert view(replay) == view(mlog)
+
+
+@PROPS
+@given(actions)
+def test_since_returns_exactly_the_ops_after(steps: list[tuple[Any, ...]]) -> None:
+    mlog, ops = play(steps)
+    for i, op in enumerate(ops):
+        assert [o.seq for o in mlog.since(op.seq) or []] == [o.seq for o in ops[i + 1 :]]
+
+
+@PROPS
+@given(actions, teams, st.sampled_from([None, "own_goal", "penalty"]), clock_step)
+def test_goal_then_var_retraction_restores_the_state(
+    steps: list[tuple[Any, ...]], team: str, detail: str | None, step: float
+) -> None:
+    mlog, _ = play(steps)
+    before = dict(mlog.state)
+    now = T0 + 10_000 + step
+    fields = {"type": "goal", "team": team, **({"detail": detail} if detail else {})}
+    goal = post(mlog, now, **fields)
+    if mlog.state["phase"] != "penalties":
+        scored = before["score"][team] + 1
+        assert goal.data["state"]["score"][team] == scored
+    removal = mlog.build_remove(goal.seq, now=now)
+    assert removal.data["state"] == before
