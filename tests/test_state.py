@@ -197,6 +197,20 @@ def test_extra_time_counts_from_90(elapsed: float, expected: tuple[int, int]) ->
     assert clock_after("extra_time", elapsed, ev("kickoff"), ev("second_half", 46)) == expected
 
 
+def test_a_reporter_minute_ahead_of_the_clock_moves_it() -> None:
+    """The kick-off was entered two minutes late: the next events' minutes set the clock."""
+    kickoff = {**ev("kickoff"), "at": iso_ms(T0)}
+    goal = {**ev("goal", 30), "team": "home", "at": iso_ms(T0 + 60)}
+    events = [kickoff, goal]
+    assert clock(events, fold(events), T0 + 60) == (30, 0)
+    assert clock(events, fold(events), T0 + 60 + 5 * 60) == (35, 0)
+    late = {**ev("comment", 45, 2), "at": iso_ms(T0 + 120)}
+    assert clock([*events, late], fold([*events, late]), T0 + 120) == (45, 2)
+    # An event logged late, with an earlier minute, does not move the clock back.
+    old = {**ev("yellow_card", 3), "team": "away", "at": iso_ms(T0 + 90)}
+    assert clock([*events, old], fold([*events, old]), T0 + 90) == (30, 0)
+
+
 def test_clock_never_runs_backwards_past_the_period_start() -> None:
     # The server's wall clock may be behind the `at` of the kick-off (another process).
     assert clock_after("kickoff", -90.0) == (1, 0)

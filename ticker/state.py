@@ -56,19 +56,24 @@ def clock(events: Iterable[dict[str, Any]], state: dict[str, Any], now: float) -
 
     A running period counts from the `at` of the event that started it: 0:00-0:59 after
     kick-off is minute 1, and past the period's regular end the extra minutes go to `added`
-    ("45+2"). Outside a running period the clock stands at the last event's minute.
+    ("45+2"). An event of the period logged with a minute ahead of that count moves the
+    start back to match it (the kick-off was entered late): the reporters' minutes win.
+    Outside a running period the clock stands at the last event's minute.
     """
     phase = state["phase"]
     if phase not in PERIODS:
         return state["minute"], state["added"]
-    start = None
+    base, end = PERIODS[phase]
+    start: float | None = None
     for event in events:
         if PERIOD_START.get(event["type"]) == phase:
-            start = event
+            start = parse_at(event["at"])
+        elif start is not None:
+            played = event["minute"] + event["added"] - base - 1
+            start = min(start, parse_at(event["at"]) - max(0, played) * 60)
     if start is None:
         return state["minute"], state["added"]
-    base, end = PERIODS[phase]
-    elapsed = max(0.0, now - parse_at(start["at"]))
+    elapsed = max(0.0, now - start)
     minute = base + int(elapsed // 60) + 1
     if minute <= end:
         return minute, 0
