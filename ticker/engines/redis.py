@@ -139,13 +139,13 @@ class RedisEngine:
 
     async def logs(self) -> list[MatchLog]:
         ids = await self._call(self.client.smembers(f"{self.prefix}:matches"))
-        found = []
-        for raw in sorted(ids):
-            try:
-                found.append(await self.log(raw.decode()))
-            except MatchNotFound:
-                continue
-        return found
+        found = await asyncio.gather(
+            *(self.log(raw.decode()) for raw in sorted(ids)), return_exceptions=True
+        )
+        for result in found:
+            if isinstance(result, BaseException) and not isinstance(result, MatchNotFound):
+                raise result
+        return [mlog for mlog in found if isinstance(mlog, MatchLog)]
 
     async def _run_append(self, mlog: MatchLog, op: Op, idem: Idempotency) -> tuple[str, str]:
         keys = [self._log_key(mlog.id), self._idem_key(mlog.id, idem.key)]
