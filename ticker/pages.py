@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ TEXT = {
         "unavailable": "Tickeren er midlertidigt utilgængelig",
         "unavailable_text": "Prøv igen om lidt.", "matches": "Kampe",
         "console": "Reporterkonsol", "partners": "Til partnere",
+        "open_full": "Åbn hele tickeren",
     },
     "en": {
         "skip": "Skip to events", "all_matches": "All matches", "connecting": "Connecting…",
@@ -54,6 +56,7 @@ TEXT = {
         "unavailable": "The ticker is unavailable right now",
         "unavailable_text": "Please try again shortly.", "matches": "Matches",
         "console": "Reporter console", "partners": "For partners",
+        "open_full": "Open the full ticker",
     },
 }  # fmt: skip
 PHASES = {
@@ -88,7 +91,7 @@ def _template(name: str) -> str:
     return cached[1]
 
 
-def render(name: str, raw: dict[str, str] | None = None, **text: Any) -> str:
+def render(name: str, raw: Mapping[str, str] | None = None, /, **text: Any) -> str:
     """Fill a page's slots: `text` values are HTML-escaped, `raw` ones go in as they are."""
     values = {k: html.escape(str(v), quote=True) for k, v in text.items()}
     values.update(raw or {})
@@ -240,11 +243,12 @@ async def partners_page(request: Request) -> Response:
 
 
 async def embed_js(request: Request) -> Response:
+    # Access-Control-Allow-Origin comes from the app's read-only CORS middleware, which
+    # covers /embed.js; adding it here too would send two headers, which browsers reject.
     return FileResponse(
         WEB / "embed.js",
         media_type="text/javascript; charset=utf-8",
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300",
-                 "X-Content-Type-Options": "nosniff"},  # fmt: skip
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -257,7 +261,11 @@ class PublicStatic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {b"access-control-allow-origin", b"cache-control", b"x-content-type-options"}
+                names = {
+                    b"access-control-allow-origin",
+                    b"cache-control",
+                    b"x-content-type-options",
+                }
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
                 headers += [(b"access-control-allow-origin", b"*"),
                             (b"cache-control", b"no-cache"),
@@ -275,6 +283,9 @@ routes: list[BaseRoute] = [
     Route("/console", console_page, methods=["GET"]),
     Route("/partners", partners_page, methods=["GET"]),
     Route("/embed.js", embed_js, methods=["GET"]),
-    Mount("/static", app=PublicStatic(StaticFiles(directory=WEB / "static", check_dir=False)),
-          name="static"),  # fmt: skip
+    Mount(
+        "/static",
+        app=PublicStatic(StaticFiles(directory=WEB / "static", check_dir=False)),
+        name="static",
+    ),
 ]

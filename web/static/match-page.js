@@ -1,0 +1,69 @@
+// The fan page /matches/{id}: first paint from the served snapshot, then live.
+
+import { mountLive, readSnapshot, transportParam } from "./live.js";
+import { observeServerTime } from "./clock.js";
+import { pageLang, t } from "./i18n.js";
+
+const lang = pageLang();
+const part = (name) => document.querySelector(`[data-tk="${name}"]`);
+const snapshot = readSnapshot();
+const matchId = snapshot?.match?.id || decodeURIComponent(location.pathname.split("/").pop());
+
+observeServerTime(Number(document.documentElement.dataset.serverTime));
+
+const pill = part("pill");
+const pillText = part("pill-text");
+const feedHeading = document.getElementById("feed-heading");
+let unseen = 0;
+
+function feedInView() {
+  return part("feed").getBoundingClientRect().top >= -4;
+}
+
+function showPill() {
+  pillText.textContent = unseen === 1 ? t(lang, "ui", "newEvents1") : t(lang, "ui", "newEventsN", { n: unseen });
+  pill.hidden = unseen === 0;
+}
+
+pill.addEventListener("click", () => {
+  unseen = 0;
+  showPill();
+  const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+  feedHeading.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+  feedHeading.focus({ preventScroll: true });
+});
+
+addEventListener("scroll", () => {
+  if (unseen && feedInView()) {
+    unseen = 0;
+    showPill();
+  }
+}, { passive: true });
+
+let live = null;
+live = mountLive({
+  origin: location.origin,
+  matchId,
+  lang,
+  snapshot,
+  transport: transportParam(),
+  scoreboard: part("scoreboard"),
+  feed: part("feed"),
+  empty: part("empty"),
+  status: document.querySelector(".conn"),
+  announce: part("announce"),
+  onChange({ kind, scrolled }) {
+    if (kind === "add" && scrolled) {
+      unseen += 1;
+      showPill();
+    }
+    if (live) {
+      const { model } = live;
+      const { home, away } = model.state.score;
+      document.title = `${home}–${away} · ${model.teamName("home")} – ${model.teamName("away")}`;
+    }
+  },
+});
+
+// For people debugging a page in devtools; nothing depends on it.
+window.ticker = live;

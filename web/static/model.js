@@ -1,0 +1,66 @@
+// One match as a client holds it: metadata, state (always the server's, never computed
+// here) and the live events in log order. Applying an op returns what changed.
+
+import { PERIOD_START } from "./clock.js";
+
+export class MatchModel {
+  constructor() {
+    this.match = null;
+    this.state = { score: { home: 0, away: 0 }, phase: "pre_match", minute: 0, added: 0 };
+    this.events = new Map(); // id -> event, in log order
+    this.seq = "";
+  }
+
+  reset(snapshot) {
+    this.match = snapshot.match || this.match;
+    if (snapshot.state) this.state = snapshot.state;
+    this.events = new Map((snapshot.events || []).map((e) => [e.id, e]));
+    this.seq = snapshot.seq || "";
+  }
+
+  /** Apply one op; returns {kind, event?, id?} or null when it changed nothing. */
+  apply(op) {
+    this.seq = op.seq || this.seq;
+    if (op.state) this.state = op.state;
+    switch (op.op) {
+      case "add":
+        this.events.set(op.event.id, op.event);
+        return { kind: "add", event: op.event };
+      case "update":
+        if (!this.events.has(op.event.id)) {
+          this.events.set(op.event.id, op.event);
+          return { kind: "add", event: op.event };
+        }
+        this.events.set(op.event.id, op.event);
+        return { kind: "update", event: op.event };
+      case "remove":
+        if (!this.events.delete(op.id)) return { kind: "state" };
+        return { kind: "remove", id: op.id };
+      case "match":
+        this.match = op.match;
+        return { kind: "match" };
+      default:
+        return null;
+    }
+  }
+
+  /** `at` (ms) of the live event that started the running phase, or NaN. */
+  periodStart() {
+    let start = NaN;
+    for (const event of this.events.values()) {
+      if (PERIOD_START[event.type] === this.state.phase) start = Date.parse(event.at);
+    }
+    return start;
+  }
+
+  /** Events newest first. */
+  newestFirst() {
+    return [...this.events.values()].reverse();
+  }
+
+  teamName(side) {
+    return this.match?.[side]?.name || (side === "home" ? "Home" : "Away");
+  }
+}
+
+export const IN_PLAY = new Set(["first_half", "half_time", "second_half", "extra_time", "penalties"]);
