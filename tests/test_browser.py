@@ -148,6 +148,8 @@ def test_fan_page_shows_api_events_live_with_score_clock_and_announcement(
     expect(sub.locator(".ev-min")).to_have_text("45+2'")
     expect(sub.locator(".ev-in")).to_have_text("Ind: Kvaratskhelia")
     expect(sub.locator(".ev-out")).to_have_text("Ud: Politano")
+    # The reporter's 45+2 runs ahead of the kick-off's wall clock: the match clock follows it.
+    expect(page.locator("[data-tk=clock]")).to_have_text(re.compile(r"^45\+[23]'$"))
 
     # English on request, from the first paint.
     page.goto(f"{server.url}/matches/{match_id}?lang=en")

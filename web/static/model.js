@@ -1,7 +1,7 @@
 // One match as a client holds it: metadata, state (always the server's, never computed
 // here) and the live events in log order. Applying an op returns what changed.
 
-import { PERIOD_START } from "./clock.js";
+import { PERIODS, PERIOD_START } from "./clock.js";
 
 export class MatchModel {
   constructor() {
@@ -44,11 +44,21 @@ export class MatchModel {
     }
   }
 
-  /** `at` (ms) of the live event that started the running phase, or NaN. */
+  /**
+   * When the running period's clock started (ms), or NaN. Counted from the `at` of the event
+   * that started the period, moved back when a later event of the period carries a minute
+   * ahead of that count (reporters' minutes win). The server's rule: ticker/state.py `clock`.
+   */
   periodStart() {
+    const period = PERIODS[this.state.phase];
     let start = NaN;
     for (const event of this.events.values()) {
-      if (PERIOD_START[event.type] === this.state.phase) start = Date.parse(event.at);
+      if (PERIOD_START[event.type] === this.state.phase) {
+        start = Date.parse(event.at);
+      } else if (period && Number.isFinite(start)) {
+        const played = Math.max(0, event.minute + (event.added || 0) - period[0] - 1);
+        start = Math.min(start, Date.parse(event.at) - played * 60000);
+      }
     }
     return start;
   }
