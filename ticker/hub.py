@@ -44,6 +44,9 @@ class RawSink(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    def keepalive(self) -> None:
+        """Ping; close if the previous ping went unanswered."""
+
 
 class Group:
     """One match's local subscribers."""
@@ -158,9 +161,7 @@ class Hub:
             await asyncio.sleep(interval)
             for group in list(self.groups.values()):
                 for sink in list(group.raw):
-                    ping = getattr(sink, "keepalive", None)
-                    if ping is not None:
-                        ping()
+                    sink.keepalive()
 
     @property
     def subscribers(self) -> int:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ticker.errors import Invalid, NotFound
-from ticker.model import Op, check_event, seq_key
+from ticker.model import Op, check_event
 from ticker.state import clock, fold, initial_state
 from ticker.wire import Message, dumps
 
@@ -163,8 +163,3 @@ class MatchLog:
         match = {k: v for k, v in match.items() if v is not None}
         seq = self.next_seq(now)
         return Op(seq, {"op": "match", "seq": seq, "match": match})
-
-
-def later(a: str, b: str) -> bool:
-    """Whether seq `a` comes after seq `b` ('' is before everything)."""
-    return not b or (bool(a) and seq_key(a) > seq_key(b))
