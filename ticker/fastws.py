@@ -35,13 +35,13 @@ from urllib.parse import unquote
 
 from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
 
+from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError
 from ticker.wire import ws_close_frame, ws_text_frame
 
 EXTENSION = "ticker.raw"
 CLOSE_TIMEOUT = 5.0
 MAX_HEAD = 16384
-MAX_CONTROL = 125
-PING = b"\x89\x00"
+PING_FRAME = b"\x89\x00"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = range(4)
 _INBOX_LIMIT = 16  # messages queued for an app that is not reading: then stop reading
@@ -85,12 +85,10 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         "_close_timer",
         "_connect_sent",
         "_denial",
-        "_frag_opcode",
-        "_fragments",
         "_inbox",
         "_inbox_waiter",
         "_key",
-        "_skip",
+        "_reader",
         "_writable",
         "adopted",
         "app",
@@ -133,9 +131,7 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         self._connect_sent = False
         self._denial: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
         self._buf = b""
-        self._skip = 0
-        self._fragments: list[bytes] | None = None
-        self._frag_opcode = 0
+        self._reader = FrameReader(config.ws_max_size)
         self._inbox: deque[dict[str, Any]] | None = None
         self._inbox_waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -367,90 +363,32 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         head += [n + b": " + v for n, v in (*self.default_headers, *message.get("headers", []))]
         self.write(b"\r\n".join(head) + b"\r\n\r\n")
         self.state = _OPEN
-        if self._buf:
+        if self._buf:  # frames that came with the handshake
             early, self._buf = self._buf, b""
             self._frames(early)
 
     # Frames from the client
 
     def _frames(self, data: bytes) -> None:
-        if self._skip:
-            if len(data) <= self._skip:
-                self._skip -= len(data)
-                return
-            data = data[self._skip :]
-            self._skip = 0
-        buf = self._buf + data if self._buf else data
-        max_size = self.config.ws_max_size
-        while len(buf) >= 2:
-            b0, b1 = buf[0], buf[1]
-            opcode, n, pos = b0 & 0x0F, b1 & 0x7F, 2
-            if n == 126:
-                if len(buf) < 4:
-                    break
-                n, pos = struct.unpack_from("!H", buf, 2)[0], 4
-            elif n == 127:
-                if len(buf) < 10:
-                    break
-                n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
-            if not b1 & 0x80:
-                self.close(1002, "client frames must be masked")
-                return
-            mask = buf[pos : pos + 4]
-            pos += 4
-            if opcode < 8 and (self.adopted or n > max_size):
-                if n > max_size and not self.adopted:
-                    self.close(1009, "message too big")
+        try:
+            for opcode, payload in self._reader.feed(data, drop_data=self.adopted):
+                if opcode == TEXT:
+                    self._deliver({"type": "websocket.receive", "text": payload})
+                elif opcode == BINARY:
+                    self._deliver({"type": "websocket.receive", "bytes": payload})
+                else:
+                    self._control(opcode, payload)  # type: ignore[arg-type]
+                if self.state == _CLOSED:
                     return
-                if len(buf) - pos < n:  # skip the rest as it arrives, keeping none of it
-                    self._skip = n - (len(buf) - pos)
-                    buf = b""
-                    break
-                buf = buf[pos + n :]
-                continue
-            if opcode >= 8 and n > MAX_CONTROL:
-                self.close(1002, "control frame too long")
-                return
-            if len(buf) - pos < n:
-                break
-            payload = _unmask(buf[pos : pos + n], mask)
-            buf = buf[pos + n :]
-            if opcode >= 8:
-                self._control(opcode, payload)
-            else:
-                self._data(opcode, bool(b0 & 0x80), payload)
-            if self.state == _CLOSED:
-                return
-        self._buf = buf
-
-    def _data(self, opcode: int, fin: bool, payload: bytes) -> None:
-        if opcode != 0:
-            self._frag_opcode, self._fragments = opcode, [payload]
-        elif self._fragments is None:
-            self.close(1002, "continuation without a start")
-            return
-        else:
-            self._fragments.append(payload)
-        if sum(map(len, self._fragments)) > self.config.ws_max_size:
-            self.close(1009, "message too big")
-            return
-        if not fin:
-            return
-        data, self._fragments = b"".join(self._fragments), None
-        if self._frag_opcode == 0x1:
-            try:
-                self._deliver({"type": "websocket.receive", "text": data.decode()})
-            except UnicodeDecodeError:
-                self.close(1007, "invalid UTF-8")
-        else:
-            self._deliver({"type": "websocket.receive", "bytes": data})
+        except ProtocolError as exc:
+            self.close(exc.code, exc.reason)
 
     def _control(self, opcode: int, payload: bytes) -> None:
-        if opcode == 0x9:
+        if opcode == PING:
             self.write(bytes((0x8A, len(payload))) + payload)
-        elif opcode == 0xA:
+        elif opcode == PONG:
             self.awaiting_pong = False
-        elif opcode == 0x8:
+        elif opcode == CLOSE:
             code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
             self.close_code = code
             if self.state == _OPEN:
@@ -490,15 +428,7 @@ class TickerWebSocketProtocol(asyncio.Protocol):
             self.transport.close()
         elif self.state == _OPEN:
             self.awaiting_pong = True
-            self.write(PING)
-
-
-def _unmask(data: bytes, mask: bytes) -> bytes:
-    if not data:
-        return data
-    n = len(data)
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    return (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
+            self.write(PING_FRAME)
 
 
 def raw_channel(scope: MutableMapping[str, Any]) -> TickerWebSocketProtocol | None:
