@@ -109,6 +109,9 @@ class EmbeddedEngine:
             raise EngineUnavailable(f"could not write the match log: {exc.strerror}") from exc
 
     async def create_match(self, op: Op) -> Op:
+        return await asyncio.shield(self._create(op))  # see append
+
+    async def _create(self, op: Op) -> Op:
         match_id = op.data["match"]["id"]
         async with self._lock(match_id):
             if match_id in self._logs:
@@ -132,6 +135,14 @@ class EmbeddedEngine:
         self, match_id: str, build: Builder, idempotency: Idempotency | None = None
     ) -> tuple[Op, bool]:
         mlog = await self.log(match_id)
+        # Once the line may be on disk, the op must be applied too, or the next op would
+        # be built on a stale head: a cancelled request (shutdown) must not cut in between.
+        return await asyncio.shield(self._append(mlog, build, idempotency))
+
+    async def _append(
+        self, mlog: MatchLog, build: Builder, idempotency: Idempotency | None
+    ) -> tuple[Op, bool]:
+        match_id = mlog.id
         async with self._lock(match_id):
             if idempotency is not None:
                 seen = self._idem[match_id].get(idempotency.key)
