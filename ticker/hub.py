@@ -5,10 +5,11 @@ WebSocket frame are made once (`Message`). Per subscriber, a raw WebSocket fan c
 `transport.write` of the shared frame bytes; a queued subscriber (SSE, or WebSocket on
 a server without the raw extension) costs one bounded deque append.
 
-Joining is gap-free by construction: the catch-up (snapshot or ops after `since`) is
-computed and handed to the subscriber in the same synchronous step that registers it
-for live ops, and engines apply and deliver ops in the event loop, so no op can fall
-between history and live, and none can come twice.
+Joining (`Hub.join`) is gap-free by construction: the catch-up (snapshot or ops after
+`since`) is computed and handed to the subscriber in the same synchronous step that
+registers it for live ops, in a group that is still live, and engines apply and
+deliver ops in the event loop, so no op can fall between history and live, and none
+can come twice.
 """
 
 from __future__ import annotations
@@ -110,18 +111,27 @@ class Hub:
         finally:
             del self._joining[match_id]
 
-    async def catch_up_log(self, match_id: str, since: str | None) -> Group:
-        """The group to join, with its log current enough to answer `since` exactly."""
-        group = await self._group(match_id)
-        if since is not None and since not in group.log.index:
-            # Another process may be ahead of this one's copy (a client that moved
-            # over from it): look once more before resetting the client.
-            await self.engine.log(match_id)
-        return group
+    async def join(
+        self, match_id: str, since: str | None, attach: Callable[[Group, list[Message]], None]
+    ) -> None:
+        """Join a match: `attach(group, backlog)` registers the subscriber and takes its
+        catch-up (snapshot, ops after `since`, or a reset snapshot).
+
+        `attach` runs in one synchronous step with the backlog's computation, so nothing
+        falls between history and live ops. The awaits before it (watching the match,
+        reading the log once more for a `since` another process may be ahead on) can
+        see the match's last fan leave and its group dropped: then it joins again.
+        """
+        while True:
+            group = await self._group(match_id)
+            if since is not None and since not in group.log.index:
+                await self.engine.log(match_id)
+            if self.groups.get(match_id) is group:
+                attach(group, self._backlog(group, since))
+                return
 
     @staticmethod
-    def backlog(group: Group, since: str | None) -> list[Message]:
-        """What a joining subscriber gets first: snapshot, ops after `since`, or reset."""
+    def _backlog(group: Group, since: str | None) -> list[Message]:
         if since is None:
             return [group.log.snapshot()]
         ops = group.log.since(since)

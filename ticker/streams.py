@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -23,15 +23,30 @@ SSE_HEARTBEAT = 15.0
 
 
 class QueuedSink:
-    """A bounded buffer of messages for one subscriber whose sends are awaited."""
+    """A bounded buffer of messages for one subscriber whose sends are awaited.
 
-    __slots__ = ("closed", "limit", "queue", "ready")
+    It is its own `attach` for `Hub.join`, and remembers the group to `leave`.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("closed", "group", "hub", "limit", "queue", "ready")
+
+    def __init__(self, hub: Hub, limit: int) -> None:
+        self.hub = hub
+        self.group: Group | None = None
         self.queue: deque[Message] = deque()
         self.ready = asyncio.Event()
         self.limit = limit
         self.closed: tuple[int, str] | None = None
+
+    def __call__(self, group: Group, backlog: list[Message]) -> None:
+        for msg in backlog:
+            self.push(msg)
+        self.group = group
+        self.hub.add_sink(group, self)
+
+    def leave(self) -> None:
+        if self.group is not None:
+            self.hub.remove(self.group, self)
 
     def push(self, msg: Message) -> None:
         if len(self.queue) >= self.limit:
@@ -63,6 +78,11 @@ class QueuedSink:
             yield batch
 
 
+def _queued(hub: Hub, conn: WebSocket | Request) -> QueuedSink:
+    # About the bytes of the raw path's socket buffer, at ~300 bytes a message.
+    return QueuedSink(hub, max(64, int(conn.app.state.settings.client_buffer) // 300))
+
+
 def _since(value: str | None) -> str | None:
     # A cursor that is not of our form cannot be in any log: it gets a reset snapshot.
     if value is None:
@@ -81,27 +101,39 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if not MATCH_ID_RE.match(match_id):
         await websocket.close(CLOSE_UNKNOWN_MATCH, "unknown match")
         return
+    raw = raw_channel(websocket.scope)
+    sink: QueuedSink | None = None
+    attach: Callable[[Group, list[Message]], None]
+    if raw is not None:
+        attach = _adopt(hub, websocket, raw)
+    else:
+        attach = sink = _queued(hub, websocket)
     try:
-        group = await hub.catch_up_log(match_id, since)
+        await hub.join(match_id, since, attach)
     except MatchNotFound:
         await websocket.close(CLOSE_UNKNOWN_MATCH, "unknown match")
         return
     except EngineUnavailable:
         await websocket.close(CLOSE_TRY_AGAIN, "storage unavailable; retry")
         return
-    raw = raw_channel(websocket.scope)
-    if raw is not None:
+    if sink is not None:
+        await _serve_queued(websocket, sink)
+
+
+def _adopt(hub: Hub, websocket: WebSocket, raw: Fan) -> Callable[[Group, list[Message]], None]:
+    """The raw path: the hub takes the socket over; catch-up frames, then live ones."""
+
+    def attach(group: Group, backlog: list[Message]) -> None:
         fan = raw.adopt(websocket.app.state.settings.client_buffer)
         if fan is None:
             return
-        # From here to add_raw nothing awaits: history and live cannot interleave.
-        for msg in hub.backlog(group, since):
+        for msg in backlog:
             fan.write(msg.frame)
         fan.on_lost = lambda: hub.remove(group, fan)
         fan.on_slow = lambda: _too_slow(hub, group, fan)
         hub.add_raw(group, fan)
-        return
-    await _serve_queued(websocket, hub, group, since)
+
+    return attach
 
 
 def _too_slow(hub: Hub, group: Group, fan: Fan) -> None:
@@ -109,17 +141,8 @@ def _too_slow(hub: Hub, group: Group, fan: Fan) -> None:
     fan.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
 
 
-def _queue_limit(websocket: WebSocket | Request) -> int:
-    # About the same bytes as the raw path's socket buffer, at ~300 bytes a message.
-    return max(64, int(websocket.app.state.settings.client_buffer) // 300)
-
-
-async def _serve_queued(websocket: WebSocket, hub: Hub, group: Group, since: str | None) -> None:
+async def _serve_queued(websocket: WebSocket, sink: QueuedSink) -> None:
     """The plain ASGI path: a bounded queue and a task that drains it."""
-    sink = QueuedSink(_queue_limit(websocket))
-    for msg in hub.backlog(group, since):
-        sink.push(msg)
-    hub.add_sink(group, sink)
 
     async def drain_incoming() -> None:
         with contextlib.suppress(WebSocketDisconnect):
@@ -139,8 +162,12 @@ async def _serve_queued(websocket: WebSocket, hub: Hub, group: Group, since: str
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
-        hub.remove(group, sink)
+        sink.leave()
         reader.cancel()
+
+
+def _ignore(group: Group, backlog: list[Message]) -> None:
+    pass
 
 
 async def sse_endpoint(request: Request) -> Response:
@@ -149,20 +176,18 @@ async def sse_endpoint(request: Request) -> Response:
     since = _since(request.headers.get("last-event-id") or request.query_params.get("since"))
     if not MATCH_ID_RE.match(match_id):
         raise MatchNotFound(f"no match {match_id[:64]}", "match_id")
-    group = await hub.catch_up_log(match_id, since)
-    sink = QueuedSink(_queue_limit(request))
+    await hub.join(match_id, None, _ignore)  # an unknown match is a 404, before the headers
+    sink = _queued(hub, request)
 
     async def stream() -> AsyncIterator[bytes]:
         # Joined only once the response streams, so an abandoned request leaves nothing.
-        for msg in hub.backlog(group, since):
-            sink.push(msg)
-        hub.add_sink(group, sink)
+        await hub.join(match_id, since, sink)
         try:
             yield b"retry: 2000\n\n"
             async for batch in sink.batches(heartbeat=SSE_HEARTBEAT):
                 yield b"".join(msg.sse for msg in batch) if batch else b": keepalive\n\n"
         finally:
-            hub.remove(group, sink)
+            sink.leave()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

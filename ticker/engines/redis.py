@@ -84,8 +84,13 @@ class RedisEngine:
     async def close(self) -> None:
         self.closed = True
         if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            # Wake the blocked XREAD so the reader sees `closed`; cancel only as a fallback
+            # (redis-py may swallow a cancellation that lands mid-read).
+            await self._wake()
+            done, _ = await asyncio.wait([self._reader], timeout=1.0)
+            if not done:
+                self._reader.cancel()
+                await asyncio.gather(self._reader, return_exceptions=True)
         for client in (self.client, self.reader_client):
             await client.aclose()
 
@@ -208,7 +213,9 @@ class RedisEngine:
 
     async def _read_forever(self) -> None:
         backoff = 0.05
-        while True:
+        # redis-py can turn the cancellation of a blocked read into a connection error,
+        # which the retry below would swallow: `closed` is what ends the loop.
+        while not self.closed:
             streams: dict[Any, Any] = {self._wake_key: self._wake_seen}
             for match_id in self._watched:
                 mlog = self._logs.get(match_id)
