@@ -36,12 +36,12 @@ from urllib.parse import unquote
 from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
 
 from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError
-from ticker.wire import ws_close_frame, ws_text_frame
+from ticker.wire import ws_close_frame, ws_frame
 
 EXTENSION = "ticker.raw"
 CLOSE_TIMEOUT = 5.0
 MAX_HEAD = 16384
-PING_FRAME = b"\x89\x00"
+PING_FRAME = ws_frame(PING, b"")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = range(4)
 _INBOX_LIMIT = 16  # messages queued for an app that is not reading: then stop reading
@@ -64,17 +64,6 @@ def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
         lines.append(b"content-type: text/plain; charset=utf-8")
     lines.append(b"connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    if opcode == 0x1:
-        return ws_text_frame(payload)
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
-    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
 
 
 class TickerWebSocketProtocol(asyncio.Protocol):
@@ -333,9 +322,9 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         elif self.state == _OPEN:
             if kind == "websocket.send":
                 if message.get("bytes") is not None:
-                    self.write(_frame(0x2, message["bytes"]))
+                    self.write(ws_frame(BINARY, message["bytes"]))
                 else:
-                    self.write(ws_text_frame(message.get("text", "").encode()))
+                    self.write(ws_frame(TEXT, message.get("text", "").encode()))
             elif kind == "websocket.close":
                 self.close(message.get("code", 1000), message.get("reason") or "")
                 self._deliver({"type": "websocket.disconnect", "code": message.get("code", 1000)})
@@ -385,14 +374,14 @@ class TickerWebSocketProtocol(asyncio.Protocol):
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
-            self.write(bytes((0x8A, len(payload))) + payload)
+            self.write(ws_frame(PONG, payload))
         elif opcode == PONG:
             self.awaiting_pong = False
         elif opcode == CLOSE:
             code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
             self.close_code = code
             if self.state == _OPEN:
-                self.write(bytes((0x88, len(payload[:2]))) + payload[:2])
+                self.write(ws_frame(CLOSE, payload[:2]))
                 self._deliver({"type": "websocket.disconnect", "code": code})
             self.state = _CLOSED
             self.transport.close()

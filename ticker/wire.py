@@ -18,21 +18,20 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked, final WebSocket text frame (RFC 6455 §5.2) as a server sends it."""
+def ws_frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, final WebSocket frame (RFC 6455 §5.2), as a server sends it."""
     n = len(payload)
     if n < 126:
-        header = bytes((0x81, n))
+        header = bytes((0x80 | opcode, n))
     elif n < 65536:
-        header = struct.pack("!BBH", 0x81, 126, n)
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
     else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
     return header + payload
 
 
 def ws_close_frame(code: int, reason: str = "") -> bytes:
-    payload = struct.pack("!H", code) + reason.encode()[:120]
-    return bytes((0x88, len(payload))) + payload
+    return ws_frame(0x8, struct.pack("!H", code) + reason.encode()[:120])
 
 
 def sse_record(seq: str, kind: str, payload: bytes) -> bytes:
@@ -55,7 +54,7 @@ class Message:
     @property
     def frame(self) -> bytes:
         if self._frame is None:
-            self._frame = ws_text_frame(self.json)
+            self._frame = ws_frame(0x1, self.json)
         return self._frame
 
     @property
