@@ -140,6 +140,15 @@ async def test_idempotency_key_appends_once(make_engine: EngineFactory) -> None:
     assert len((await engine.log("m3")).ops) == 2
 
 
+async def test_any_client_key_is_the_clients_own(make_engine: EngineFactory) -> None:
+    """Keys the engine uses itself (creating a match, retrying) never meet a client's."""
+    engine, _ = await make_engine()
+    await engine.create_match(match_op("m9"))
+    for key in ("create", "auto:0", "demo-0"):
+        _, created = await engine.append("m9", adder({"type": "comment"}), Idempotency(key, "d"))
+        assert created, key
+
+
 async def test_concurrent_retries_of_one_key_make_one_op(make_engine: EngineFactory) -> None:
     engines = [(await make_engine())[0] for _ in range(3)]
     await engines[0].create_match(match_op("m4"))

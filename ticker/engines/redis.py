@@ -74,8 +74,9 @@ class RedisEngine:
     def _log_key(self, match_id: str) -> str:
         return f"{self.prefix}:{{{match_id}}}:log"
 
-    def _idem_key(self, match_id: str, key: str) -> str:
-        return f"{self.prefix}:{{{match_id}}}:idem:{key}"
+    def _idem_key(self, match_id: str, key: str, own: bool = False) -> str:
+        # The engine's own keys (creating a match, keyless writes) have their own space.
+        return f"{self.prefix}:{{{match_id}}}:{'own' if own else 'idem'}:{key}"
 
     async def start(self, on_ops: OpsHandler) -> None:
         self._on_ops = on_ops
@@ -152,8 +153,10 @@ class RedisEngine:
                 raise result
         return [mlog for mlog in found if isinstance(mlog, MatchLog)]
 
-    async def _run_append(self, mlog: MatchLog, op: Op, idem: Idempotency) -> tuple[str, str]:
-        keys = [self._log_key(mlog.id), self._idem_key(mlog.id, idem.key)]
+    async def _run_append(
+        self, mlog: MatchLog, op: Op, idem: Idempotency, own: bool = False
+    ) -> tuple[str, str]:
+        keys = [self._log_key(mlog.id), self._idem_key(mlog.id, idem.key, own)]
         args: list[Any] = [mlog.head, op.seq, op.json, idem.digest, IDEM_TTL]
         try:
             status, value = await self._append(keys=keys, args=args)
@@ -169,7 +172,7 @@ class RedisEngine:
     async def create_match(self, op: Op) -> Op:
         match_id = op.data["match"]["id"]
         mlog = MatchLog(match_id)
-        status, _ = await self._run_append(mlog, op, Idempotency("create", ""))
+        status, _ = await self._run_append(mlog, op, Idempotency("create", ""), own=True)
         if status != "ok":
             raise Conflict(f"match {match_id} exists", "id")
         await self._call(self.client.sadd(f"{self.prefix}:matches", match_id))
@@ -181,10 +184,10 @@ class RedisEngine:
         mlog = await self.log(match_id)
         # Without a client key, a key of our own still makes redis-py's retry of a
         # lost reply safe: the retry finds the record instead of appending twice.
-        idem = idempotency or Idempotency(f"auto:{uuid.uuid4().hex}", "")
+        idem = idempotency or Idempotency(uuid.uuid4().hex, "")
         for _ in range(50):
             op = build(mlog)
-            status, value = await self._run_append(mlog, op, idem)
+            status, value = await self._run_append(mlog, op, idem, own=idempotency is None)
             if status == "ok":
                 self._ingest(mlog, [op])
                 return op, True
