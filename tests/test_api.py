@@ -202,17 +202,20 @@ def test_auth(server: TickerServer, match_id: str) -> None:
         assert anon.get(f"/api/matches/{match_id}").status_code == 200
 
         admin_h = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        made = anon.post("/api/reporters", json={"name": "jens"}, headers=admin_h)
+        # Reporters live in the shared store: a name of this test's own, checked by membership.
+        name = f"jens-{match_id[-12:].strip('-')}"
+        made = anon.post("/api/reporters", json={"name": name}, headers=admin_h)
         assert made.status_code == 201
         token = made.json()["token"]
-        assert anon.get("/api/reporters", headers=admin_h).json()["reporters"] == ["jens"]
+        assert name in anon.get("/api/reporters", headers=admin_h).json()["reporters"]
         reporter = {"Authorization": f"Bearer {token}"}
         r = post(anon, match_id, {"type": "comment", "text": "hej"}, **reporter)
-        assert r.status_code == 201 and r.json()["op"]["event"]["author"] == "jens"
+        assert r.status_code == 201 and r.json()["op"]["event"]["author"] == name
         assert_error(anon.post("/api/matches", json={}, headers=reporter), 403)
         assert_error(anon.post("/api/reporters", json={"name": "x"}, headers=reporter), 403)
-        assert_error(anon.post("/api/reporters", json={"name": "jens"}, headers=admin_h), 409)
-        assert anon.delete("/api/reporters/jens", headers=admin_h).status_code == 204
+        assert_error(anon.post("/api/reporters", json={"name": name}, headers=admin_h), 409)
+        assert anon.delete(f"/api/reporters/{name}", headers=admin_h).status_code == 204
+        assert name not in anon.get("/api/reporters", headers=admin_h).json()["reporters"]
         assert_error(post(anon, match_id, {"type": "comment"}, **reporter), 401)
 
 

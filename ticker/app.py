@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api
+from ticker import api, pages
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
@@ -29,7 +29,8 @@ from ticker.streams import sse_endpoint, websocket_endpoint
 log = logging.getLogger("ticker")
 
 _READ_METHODS = {"GET", "HEAD"}
-_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js")
+# Reads partner pages make: the API, streams, and the embed with the modules it imports.
+_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js", "/static/")
 
 
 class ReadOnlyCORS:
@@ -108,14 +109,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=500)
 
 
-def _page_routes() -> list[BaseRoute]:
-    try:
-        from ticker.pages import routes
-    except ImportError:
-        return []
-    return list(routes)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_mod.load()
     engine = create_engine(settings)
@@ -143,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *api.routes,
         WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
         Route("/sse/matches/{match_id}", sse_endpoint),
-        *_page_routes(),
+        *pages.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -253,7 +253,11 @@ async def embed_js(request: Request) -> Response:
 
 
 class PublicStatic:
-    """StaticFiles that any origin may load: `<ticker-feed>` imports its modules from here."""
+    """StaticFiles for `<ticker-feed>`'s modules: always revalidated, never sniffed.
+
+    Any-origin reads (CORS) come from the app's read-only CORS middleware, as for
+    /embed.js: one place decides which origins may read.
+    """
 
     def __init__(self, app: StaticFiles) -> None:
         self.app = app
@@ -261,15 +265,12 @@ class PublicStatic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {
-                    b"access-control-allow-origin",
-                    b"cache-control",
-                    b"x-content-type-options",
-                }
+                names = {b"cache-control", b"x-content-type-options"}
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                headers += [(b"access-control-allow-origin", b"*"),
-                            (b"cache-control", b"no-cache"),
-                            (b"x-content-type-options", b"nosniff")]  # fmt: skip
+                headers += [
+                    (b"cache-control", b"no-cache"),
+                    (b"x-content-type-options", b"nosniff"),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
