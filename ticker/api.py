@@ -24,6 +24,7 @@ from ticker.errors import (
 )
 from ticker.log import MatchLog
 from ticker.model import (
+    Op,
     is_seq,
     validate_event_id,
     validate_event_input,
@@ -150,6 +151,11 @@ async def list_ops(request: Request) -> Response:
 # Events
 
 
+def _op_response(op: Op, status: int = 200) -> Response:
+    """`{"op": ...}` around the op's bytes as stored: nothing is encoded again."""
+    return JSONResponse(b'{"op":' + op.json + b"}", status_code=status)
+
+
 async def post_event(request: Request) -> Response:
     who = await _auth(request).writer(request)
     match_id = _match_id(request)
@@ -159,7 +165,7 @@ async def post_event(request: Request) -> Response:
     op, created = await _engine(request).append(
         match_id, lambda mlog: mlog.build_add(fields, who.name), idem
     )
-    return JSONResponse(b'{"op":' + op.json + b"}", status_code=201 if created else 200)
+    return _op_response(op, 201 if created else 200)
 
 
 async def patch_event(request: Request) -> Response:
@@ -171,7 +177,7 @@ async def patch_event(request: Request) -> Response:
     op, _ = await _engine(request).append(
         match_id, lambda mlog: mlog.build_update(event_id, fields), _idempotency(request, body)
     )
-    return JSONResponse(b'{"op":' + op.json + b"}")
+    return _op_response(op)
 
 
 async def delete_event(request: Request) -> Response:
@@ -181,7 +187,7 @@ async def delete_event(request: Request) -> Response:
     op, _ = await _engine(request).append(
         match_id, lambda mlog: mlog.build_remove(event_id), _idempotency(request, None)
     )
-    return JSONResponse(b'{"op":' + op.json + b"}")
+    return _op_response(op)
 
 
 # Reporter sessions (the console) and reporters (admin)

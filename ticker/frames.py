@@ -39,13 +39,14 @@ class FrameReader:
     being kept, whatever their size: a fan's messages are never read.
     """
 
-    __slots__ = ("_buf", "_fragments", "_kind", "_skip", "max_size")
+    __slots__ = ("_buf", "_fragments", "_kind", "_size", "_skip", "max_size")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self._buf = b""
         self._skip = 0
         self._fragments: list[bytes] | None = None
+        self._size = 0
         self._kind = 0
 
     def feed(self, data: bytes, drop_data: bool = False) -> Iterator[tuple[int, bytes | str]]:
@@ -99,12 +100,13 @@ class FrameReader:
         if opcode != 0:
             if self._fragments is not None:
                 raise ProtocolError(1002, "a new message before the last one ended")
-            self._kind, self._fragments = opcode, [payload]
+            self._kind, self._fragments, self._size = opcode, [payload], len(payload)
         elif self._fragments is None:
             raise ProtocolError(1002, "continuation without a start")
         else:
             self._fragments.append(payload)
-        if sum(map(len, self._fragments)) > self.max_size:
+            self._size += len(payload)
+        if self._size > self.max_size:
             raise ProtocolError(1009, "message too big")
         if not fin:
             return None
