@@ -37,36 +37,62 @@ WEB = _web_dir()
 # reader's language (web/static/i18n.js has the rest).
 TEXT = {
     "da": {
-        "skip": "Spring til hændelser", "all_matches": "Alle kampe", "connecting": "Forbinder…",
-        "events": "Hændelser", "no_events": "Ingen hændelser endnu.", "score": "Stilling",
-        "other_lang_label": "English", "not_found": "Kampen findes ikke",
+        "skip": "Spring til hændelser",
+        "all_matches": "Alle kampe",
+        "connecting": "Forbinder…",
+        "events": "Hændelser",
+        "no_events": "Ingen hændelser endnu.",
+        "score": "Stilling",
+        "other_lang_label": "English",
+        "not_found": "Kampen findes ikke",
         "not_found_text": "Vi kan ikke finde en kamp med det id. Den kan være slettet, "
         "eller adressen er skrevet forkert.",
         "unavailable": "Tickeren er midlertidigt utilgængelig",
-        "unavailable_text": "Prøv igen om lidt.", "matches": "Kampe",
-        "console": "Reporterkonsol", "partners": "Til partnere",
+        "unavailable_text": "Prøv igen om lidt.",
+        "matches": "Kampe",
+        "console": "Reporterkonsol",
+        "partners": "Til partnere",
         "open_full": "Åbn hele tickeren",
     },
     "en": {
-        "skip": "Skip to events", "all_matches": "All matches", "connecting": "Connecting…",
-        "events": "Events", "no_events": "No events yet.", "score": "Score",
-        "other_lang_label": "Dansk", "not_found": "Match not found",
+        "skip": "Skip to events",
+        "all_matches": "All matches",
+        "connecting": "Connecting…",
+        "events": "Events",
+        "no_events": "No events yet.",
+        "score": "Score",
+        "other_lang_label": "Dansk",
+        "not_found": "Match not found",
         "not_found_text": "There is no match with that id. It may have been removed, or the "
         "address is mistyped.",
         "unavailable": "The ticker is unavailable right now",
-        "unavailable_text": "Please try again shortly.", "matches": "Matches",
-        "console": "Reporter console", "partners": "For partners",
+        "unavailable_text": "Please try again shortly.",
+        "matches": "Matches",
+        "console": "Reporter console",
+        "partners": "For partners",
         "open_full": "Open the full ticker",
     },
-}  # fmt: skip
+}
 PHASES = {
-    "da": {"pre_match": "Før kampen", "first_half": "1. halvleg", "half_time": "Pause",
-           "second_half": "2. halvleg", "extra_time": "Forlænget spilletid",
-           "penalties": "Straffespark", "full_time": "Slut"},
-    "en": {"pre_match": "Pre-match", "first_half": "First half", "half_time": "Half-time",
-           "second_half": "Second half", "extra_time": "Extra time", "penalties": "Penalties",
-           "full_time": "Full-time"},
-}  # fmt: skip
+    "da": {
+        "pre_match": "Før kampen",
+        "first_half": "1. halvleg",
+        "half_time": "Pause",
+        "second_half": "2. halvleg",
+        "extra_time": "Forlænget spilletid",
+        "penalties": "Straffespark",
+        "full_time": "Slut",
+    },
+    "en": {
+        "pre_match": "Pre-match",
+        "first_half": "First half",
+        "half_time": "Half-time",
+        "second_half": "Second half",
+        "extra_time": "Extra time",
+        "penalties": "Penalties",
+        "full_time": "Full-time",
+    },
+}
 
 # Pages of our own: no framing, scripts and styles only from here.
 CSP = (
@@ -138,56 +164,61 @@ def _page(body: str, status: int = 200, *, frame_ancestors: str = "'none'") -> H
 def _problem(request: Request, status: int, title_key: str, text_key: str) -> HTMLResponse:
     lang = _lang(request)
     words = TEXT[lang]
-    page = render("notfound.html", **_common(request, lang), title=words[title_key],
-                  message=words[text_key])  # fmt: skip
+    page = render(
+        "notfound.html", **_common(request, lang), title=words[title_key], message=words[text_key]
+    )
     return _page(page, status)
 
 
-async def _snapshot_page(request: Request, template: str, **extra: str) -> tuple[Any, str]:
-    """The log of the match in the path and its page, or (None, '') plus a status page."""
+async def _match_page(
+    request: Request, template: str, frame_ancestors: str = "'none'", **extra: str
+) -> Response:
+    """A page of the match in the path, first painted from its snapshot; else a status page."""
     match_id = request.path_params["match_id"]
-    if not MATCH_ID_RE.match(match_id):
-        raise MatchNotFound(f"no match {match_id[:64]!r}", "match_id")
-    log = await request.app.state.engine.log(match_id)
-    match = log.match or {}
-    state = log.state
     lang = _lang(request)
-    home = match.get("home", {}).get("name", "")
-    away = match.get("away", {}).get("name", "")
-    score = state["score"]
-    heading = f"LIVE: {home} – {away}"
-    page = render(
-        template,
-        {"snapshot": script_json(log.snapshot().json)},
-        **_common(request, lang),
-        **extra,
-        title=heading,
-        heading=heading,
-        match_id=match_id,
-        server_time=str(int(time.time() * 1000)),
-        competition=match.get("competition") or "",
-        venue=match.get("venue") or "",
-        home_name=home,
-        away_name=away,
-        home_short=match.get("home", {}).get("short", home[:3].upper()),
-        away_short=match.get("away", {}).get("short", away[:3].upper()),
-        home_goals=score["home"],
-        away_goals=score["away"],
-        score_text=f"{TEXT[lang]['score']}: {home} {score['home']}, {away} {score['away']}",
-        phase=state["phase"],
-        phase_label=PHASES[lang].get(state["phase"], state["phase"]),
-    )
-    return log, page
-
-
-async def match_page(request: Request) -> Response:
     try:
-        _, page = await _snapshot_page(request, "match.html")
+        if not MATCH_ID_RE.match(match_id):
+            raise MatchNotFound(f"no match {match_id[:64]!r}", "match_id")
+        log = await request.app.state.engine.log(match_id)
     except MatchNotFound:
         return _problem(request, 404, "not_found", "not_found_text")
     except EngineUnavailable:
         return _problem(request, 503, "unavailable", "unavailable_text")
-    return _page(page)
+    match = log.match or {}
+    state = log.state
+    home = match.get("home", {}).get("name", "")
+    away = match.get("away", {}).get("name", "")
+    score = state["score"]
+    heading = f"LIVE: {home} – {away}"
+    values: dict[str, Any] = {
+        **_common(request, lang),
+        **extra,
+        "title": heading,
+        "heading": heading,
+        "match_id": match_id,
+        "server_time": str(int(time.time() * 1000)),
+        "competition": match.get("competition") or "",
+        "venue": match.get("venue") or "",
+        "home_name": home,
+        "away_name": away,
+        "home_short": match.get("home", {}).get("short", home[:3].upper()),
+        "away_short": match.get("away", {}).get("short", away[:3].upper()),
+        "home_goals": score["home"],
+        "away_goals": score["away"],
+        "score_text": f"{TEXT[lang]['score']}: {home} {score['home']}, {away} {score['away']}",
+        "phase": state["phase"],
+        "phase_label": PHASES[lang].get(state["phase"], state["phase"]),
+    }
+    # The scoreboard markup is shared by the fan page and the embed.
+    raw = {
+        "snapshot": script_json(log.snapshot().json),
+        "scoreboard": render("scoreboard.html", **values),
+    }
+    return _page(render(template, raw, **values), frame_ancestors=frame_ancestors)
+
+
+async def match_page(request: Request) -> Response:
+    return await _match_page(request, "match.html")
 
 
 async def embed_page(request: Request) -> Response:
@@ -197,16 +228,14 @@ async def embed_page(request: Request) -> Response:
         limit = str(max(0, min(200, int(params.get("limit", "0")))))
     except ValueError:
         limit = "0"
-    try:
-        _, page = await _snapshot_page(
-            request, "embed.html", compact_class=" tk--compact" if compact else "", limit=limit
-        )
-    except MatchNotFound:
-        return _problem(request, 404, "not_found", "not_found_text")
-    except EngineUnavailable:
-        return _problem(request, 503, "unavailable", "unavailable_text")
     ancestors = request.app.state.settings.frame_ancestors.strip() or "'none'"
-    return _page(page, frame_ancestors=ancestors)
+    return await _match_page(
+        request,
+        "embed.html",
+        ancestors,
+        compact_class=" tk--compact" if compact else "",
+        limit=limit,
+    )
 
 
 async def index_page(request: Request) -> Response:
