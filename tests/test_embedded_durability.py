@@ -95,22 +95,59 @@ class Reporter:
         assert log[-1]["state"]["score"] == {"home": goals, "away": 0}
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs of our own: a disk that really fills up."""
-    mnt = tmp_path / "disk"
+def run(*cmd: str) -> str:
+    """Run a setup command; skip the test with its message when this machine cannot."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"{' '.join(cmd)}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mnt: Path, size: str) -> Iterator[Path]:
     mnt.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        pytest.skip("mounting a file system needs root")
+    run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt))
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs of our own: a disk that really fills up.
+
+    Ask for it before `make_server`, so the servers are stopped before it is unmounted.
+    """
+    with mounted_tmpfs(tmp_path / "disk", "256k") as mnt:
+        yield mnt
+
+
+@pytest.fixture
+def ext4_on_small_tmpfs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(mount point, backing dir): ext4 on a loop device whose image file is sparse on a
+    small tmpfs. With the tmpfs full, ext4 still takes writes into its page cache, but
+    their writeback fails: a real fsync error."""
+    with mounted_tmpfs(tmp_path / "backing", "2m") as backing:
+        image = backing / "ext4.img"
+        run("truncate", "-s", "16M", str(image))
+        run("mkfs.ext4", "-q", "-b", "4096", "-O", "^has_journal", str(image))
+        device = run("losetup", "-f", "--show", str(image))
+        try:
+            mnt = tmp_path / "ext4"
+            mnt.mkdir()
+            # noinit_itable: no background writes into the image while the test fills it.
+            run("mount", "-o", "noinit_itable", device, str(mnt))
+            try:
+                yield mnt, backing
+            finally:
+                for filler in backing.glob("filler"):
+                    filler.unlink()  # room for the last writeback, so unmounting is quick
+                subprocess.run(["umount", "-l", str(mnt)], check=True)
+        finally:
+            subprocess.run(["losetup", "-d", device], check=True)
 
 
 def fill(path: Path) -> None:
@@ -124,7 +161,7 @@ def fill(path: Path) -> None:
 
 
 def test_full_disk_acknowledges_only_durable_writes(
-    make_server, tmpfs: Path, match_id: str
+    tmpfs: Path, make_server, match_id: str
 ) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmpfs / "data"
     server = make_server(data_dir=data_dir)
@@ -138,6 +175,37 @@ def test_full_disk_acknowledges_only_durable_writes(
     filler.unlink()
     reporter.retry_refused()
     reporter.check_disk(match_file(data_dir, match_id))
+    server.restart()
+    reporter.check_log()
+
+
+def test_fsync_error_acknowledges_nothing_and_keeps_nothing(
+    ext4_on_small_tmpfs: tuple[Path, Path], make_server, match_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    mnt, backing = ext4_on_small_tmpfs
+    data_dir = mnt / "data"
+    server = make_server(data_dir=data_dir)
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    filler = backing / "filler"
+    fill(filler)
+    # The stack does what the test needs: a write is taken, its fsync fails.
+    probe = os.open(mnt / "probe", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        assert os.write(probe, b"x" * 8192) == 8192
+        with pytest.raises(OSError):
+            os.fsync(probe)
+    finally:
+        os.close(probe)
+    reporter = Reporter(server, match_id)
+    reporter.post_until_refused()
+    reporter.check_disk(match_file(data_dir, match_id))
+    filler.unlink()
+    # A rollback's own fsync may fail on this stack too, leaving the match unwritable
+    # until a restart: restart first, so either outcome must recover the same way.
+    server.restart()
+    reporter.check_disk(match_file(data_dir, match_id))
+    reporter.retry_refused()
     server.restart()
     reporter.check_log()
 
