@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
 from ticker.engines import create_engine
+from ticker.engines.base import StartupError
 from ticker.errors import TickerError
 from ticker.hub import Hub
 from ticker.settings import Settings
@@ -116,7 +119,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await engine.start(hub.on_ops)
+        try:
+            await engine.start(hub.on_ops)
+        except StartupError as exc:
+            # Nothing serves yet and nothing must: exit with one clear line, not the
+            # lifespan's traceback (uvicorn has no quieter way to be told to stop).
+            print(f"ticker: {exc}", file=sys.stderr, flush=True)
+            os._exit(2)
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         demo: asyncio.Task[Any] | None = None
         if settings.demo:

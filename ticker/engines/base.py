@@ -92,3 +92,7 @@ def replayed(mlog: MatchLog, idempotency: Idempotency, seq: str, digest: str) ->
             "this Idempotency-Key was already used with a different request", "Idempotency-Key"
         )
     return mlog.ops[mlog.index[seq]]
+
+
+class StartupError(Exception):
+    """The engine must not start: its storage needs a person (the message says where)."""

@@ -1,14 +1,18 @@
 """The embedded engine: one process, each match an append-only JSON-lines file on local disk.
 
-A line is written and fsynced before the op is applied or acknowledged, so an accepted
-event survives `kill -9` (and a power cut, with `fsync` on). A torn last line from a
-crash mid-write is cut off at start-up.
+A line is written whole and fsynced before the op is applied or acknowledged, so an
+accepted event survives `kill -9` (and a power cut, with `fsync` on). A write that fails
+part-way (a full disk, the file size limit, an fsync error) is cut back off the file, which
+ends at its last acknowledged line again, and answered 503. Start-up cuts only a torn last
+line (a crash mid-write); any other bad line stops it, since cutting there would drop
+acknowledged events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -16,12 +20,25 @@ from pathlib import Path
 
 import orjson
 
-from ticker.engines.base import Builder, Idempotency, OpsHandler, replayed
-from ticker.errors import Conflict, EngineUnavailable, MatchNotFound
+from ticker.engines.base import Builder, Idempotency, OpsHandler, StartupError, replayed
+from ticker.errors import Conflict, EngineUnavailable, MatchNotFound, TickerError
 from ticker.log import MatchLog
 from ticker.model import MATCH_ID_RE, Op
 
 log = logging.getLogger("ticker.engine")
+
+
+class CorruptLog(StartupError):
+    """A match file holds a bad line that is not a torn last write."""
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the directory's entries (a new file's name) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class EmbeddedEngine:
@@ -33,6 +50,10 @@ class EmbeddedEngine:
         self._logs: dict[str, MatchLog] = {}
         self._idem: dict[str, dict[str, tuple[str, str]]] = {}
         self._fds: dict[str, int] = {}
+        # Each open file's length up to its last acknowledged line: a failed write is cut
+        # back to it. A match whose cut failed is in `_unwritable` until a restart.
+        self._sizes: dict[str, int] = {}
+        self._unwritable: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._watched: set[str] = set()
         self._on_ops: OpsHandler = lambda match_id, ops: None
@@ -43,8 +64,12 @@ class EmbeddedEngine:
 
     async def start(self, on_ops: OpsHandler) -> None:
         self._on_ops = on_ops
-        (self.dir / "matches").mkdir(parents=True, exist_ok=True)
-        for path in sorted((self.dir / "matches").glob("*.log")):
+        matches = self.dir / "matches"
+        matches.mkdir(parents=True, exist_ok=True)
+        if self.fsync:
+            _fsync_dir(self.dir)
+            _fsync_dir(matches)
+        for path in sorted(matches.glob("*.log")):
             if MATCH_ID_RE.match(path.stem):
                 self._load(path)
 
@@ -53,23 +78,33 @@ class EmbeddedEngine:
         mlog = MatchLog(match_id)
         idem: dict[str, tuple[str, str]] = {}
         data = path.read_bytes()
-        good = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
+        end = data.rfind(b"\n") + 1  # bytes after the last newline: a torn last write
+        pos = 0
+        for number, line in enumerate(data[:end].split(b"\n")[:-1], 1):
             try:
                 record = orjson.loads(line)
                 op = Op(record["o"]["seq"], record["o"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                break
-            mlog.apply(op)
+                applied = mlog.apply(op)
+            except (ValueError, KeyError, TypeError, AttributeError, TickerError) as exc:
+                raise CorruptLog(
+                    f"{path}: byte {pos}: line {number} is not a log record ({exc!r}); "
+                    "not starting, as cutting it could drop acknowledged events: "
+                    "repair the line or move the file away"
+                ) from None
+            if not applied:
+                raise CorruptLog(
+                    f"{path}: byte {pos}: line {number} has seq {op.seq}, not after the "
+                    "line before; not starting: repair the line or move the file away"
+                )
             if record.get("k"):
                 idem[record["k"]] = (op.seq, record.get("h", ""))
-            good += len(line)
-        if good < len(data):
-            log.warning("%s: cutting off %d bytes of a torn write", path, len(data) - good)
+            pos += len(line) + 1
+        if end < len(data):
+            log.warning("%s: cutting off %d bytes of a torn write", path, len(data) - end)
             with open(path, "r+b") as f:
-                f.truncate(good)
+                f.truncate(end)
+                if self.fsync:
+                    os.fsync(f.fileno())
         if mlog.ops:
             self._logs[match_id] = mlog
             self._idem[match_id] = idem
@@ -79,6 +114,7 @@ class EmbeddedEngine:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._sizes.clear()
 
     async def ping(self) -> None:
         if not os.access(self.dir / "matches", os.W_OK):
@@ -90,23 +126,88 @@ class EmbeddedEngine:
             lock = self._locks[match_id] = asyncio.Lock()
         return lock
 
+    def _path(self, match_id: str) -> Path:
+        return self.dir / "matches" / f"{match_id}.log"
+
+    def _open(self, match_id: str) -> int:
+        path = self._path(match_id)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0 and self.fsync:
+                # A new file (or one whose creation failed): its name must be durable
+                # before its first line is acknowledged.
+                _fsync_dir(path.parent)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fds[match_id] = fd
+        self._sizes[match_id] = size
+        return fd
+
     def _write(self, match_id: str, line: bytes) -> None:
+        """Append `line` durably, or leave the file as it was and raise OSError."""
         fd = self._fds.get(match_id)
         if fd is None:
-            path = self.dir / "matches" / f"{match_id}.log"
-            fd = self._fds[match_id] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(fd, line)
-        if self.fsync:
-            os.fsync(fd)
+            fd = self._open(match_id)
+        size = self._sizes[match_id]
+        try:
+            done = os.write(fd, line)
+            while done < len(line):
+                # Short: out of room or past the size limit; the next write says why.
+                more = os.write(fd, line[done:])
+                if more == 0:
+                    raise OSError(errno.EIO, "the disk took no more bytes")
+                done += more
+            if self.fsync:
+                os.fsync(fd)
+        except OSError:
+            # After a failed fsync the page cache may claim what the disk never got
+            # ("fsyncgate"): do not trust it, cut the line off and make that durable.
+            self._rollback(match_id, fd, size)
+            raise
+        self._sizes[match_id] = size + len(line)
+
+    def _rollback(self, match_id: str, fd: int, size: int) -> None:
+        try:
+            os.ftruncate(fd, size)
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            # The file may end in a fragment: appending after it would hide every later
+            # line from the next start-up. Stop writing here; start-up cuts a torn tail.
+            self._unwritable[match_id] = (
+                f"match {match_id} cannot be written: a failed write could not be cut back "
+                "off its file; writes resume once the server is restarted and recovers it"
+            )
+            log.error(
+                "%s: could not cut a failed write back to byte %d (%s); refusing writes "
+                "to match %s until a restart",
+                self._path(match_id),
+                size,
+                exc.strerror,
+                match_id,
+            )
 
     async def _store(self, match_id: str, op: Op, idem: Idempotency | None) -> None:
+        unwritable = self._unwritable.get(match_id)
+        if unwritable is not None:
+            raise EngineUnavailable(unwritable)
         record = b'{"o":' + op.json
         if idem is not None:
             record += b',"k":' + orjson.dumps(idem.key) + b',"h":' + orjson.dumps(idem.digest)
         try:
             await asyncio.to_thread(self._write, match_id, record + b"}\n")
         except OSError as exc:
-            raise EngineUnavailable(f"could not write the match log: {exc.strerror}") from exc
+            log.warning("%s: write failed (%s)", self._path(match_id), exc)
+            outcome = (
+                "it may be on disk: retry with its Idempotency-Key once the server is restarted"
+                if match_id in self._unwritable
+                else "nothing was written"
+            )
+            raise EngineUnavailable(
+                f"could not write the match log: {exc.strerror}; {outcome}"
+            ) from exc
 
     async def create_match(self, op: Op) -> Op:
         return await asyncio.shield(self._create(op))  # see append
