@@ -114,6 +114,26 @@ def test_an_idle_session_expires(make_server: Any, redis_server: RedisServer) ->
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_revoking_a_reporter_ends_its_sessions_and_a_new_sign_in_replaces_the_old(
+    make_server: Any, redis_server: RedisServer, engine: str
+) -> None:
+    server = start(make_server, redis_server, engine)
+    with server.admin() as admin:
+        name = f"r{uuid.uuid4().hex[:10]}"
+        token = admin.post("/api/reporters", json={"name": name}).json()["token"]
+        browser, _ = sign_in(server, token)
+        with contextlib.closing(browser):
+            first = browser.cookies["ticker_session"]
+            assert browser.post("/api/session", json={"token": token}).status_code == 200
+            assert browser.cookies["ticker_session"] != first
+            with httpx.Client(base_url=server.url, cookies={"ticker_session": first}) as old:
+                assert old.get("/api/session").status_code == 401
+            assert browser.get("/api/session").json()["reporter"] == name
+            assert admin.delete(f"/api/reporters/{name}").status_code == 204
+            assert browser.get("/api/session").status_code == 401
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_session_survives_a_restart(
     make_server: Any, redis_server: RedisServer, engine: str, match_id: str
 ) -> None:

@@ -227,6 +227,8 @@ async def create_session(request: Request) -> Response:
     if who is None:
         await limits.failed(address)
         raise Invalid("unknown or revoked token", "token")
+    if old := request.cookies.get(SESSION_COOKIE):
+        await auth.sign_out(old)  # a sign-in always starts a new session, never reuses one
     session_id, csrf = await auth.sign_in(who)
     response = JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": csrf})
     # The cookie lives as long as a session can; the server ends it sooner when idle.

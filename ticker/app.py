@@ -24,7 +24,7 @@ from ticker.engines import create_engine
 from ticker.errors import TickerError
 from ticker.hub import Hub
 from ticker.kv import create_store
-from ticker.limits import Limits, create_limiter
+from ticker.limits import Limits, StreamSlots, create_limiter
 from ticker.settings import Settings
 from ticker.streams import sse_endpoint, websocket_endpoint
 
@@ -160,6 +160,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.hub = hub
     app.state.limits = limits
+    # Open streams per client address (limits.address(scope)), for the stream endpoints.
+    app.state.stream_slots = StreamSlots(settings.max_streams_per_address)
     app.state.auth = Auth(engine, store, limits, settings)
     return app
 
