@@ -145,6 +145,36 @@ def test_a_session_survives_a_restart(
         assert comment(browser, match_id, **{"X-CSRF-Token": csrf}).status_code == 201
 
 
+def test_the_store_keeps_no_usable_cookie_and_the_secret_signs_the_ids(
+    make_server: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    server = start(make_server, redis_server, "embedded")
+    browser, _ = sign_in(server, add_reporter(server))
+    with contextlib.closing(browser):
+        cookie = browser.cookies["ticker_session"]
+        stored = tmp_path / "data" / "kv.json"
+        assert stored.stat().st_mode & 0o777 == 0o600
+        assert cookie not in stored.read_text()
+        # Another secret: the same id names no session.
+        server.stop()
+        server.env["TICKER_SESSION_SECRET"] = "s" * 32
+        server.start()
+        assert browser.get("/api/session").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TICKER_SESSION_SECRET", "s" * 31), ("TICKER_ADMIN_TOKEN", "a" * 23)],
+)
+def test_short_secrets_are_refused_without_being_shown(variable: str, value: str) -> None:
+    from ticker import settings as settings_mod
+
+    with pytest.raises(settings_mod.SettingsError, match=variable) as raised:
+        settings_mod.load({variable: value})
+    assert value not in str(raised.value)
+    assert settings_mod.load({variable: value + "x"})
+
+
 def test_a_session_works_on_every_process_of_one_redis(
     make_server: Any, redis_server: RedisServer, match_id: str
 ) -> None:
