@@ -163,12 +163,13 @@ def test_malformed_requests(server: TickerServer, match_id: str) -> None:
     with server.admin() as admin:
         new_match(admin, match_id)
         url = f"/api/matches/{match_id}/events"
-        assert_error(admin.post(url, content=b"{not json"), 400)
+        js = {"Content-Type": "application/json"}
+        assert_error(admin.post(url, content=b"{not json", headers=js), 400)
         assert_error(admin.post(url, content=b""), 400)
-        assert_error(admin.post(url, content=b"\xff\xfe"), 400)
+        assert_error(admin.post(url, content=b"\xff\xfe", headers=js), 400)
         assert_error(admin.post(url, content=b"x" * (4 * 1024 * 1024)), 413)
         chunks = (b"[" + b"1," * 1024 for _ in range(4096))  # 8 MiB, no length up front
-        assert_error(admin.post(url, content=chunks), 413)
+        assert_error(admin.post(url, content=chunks, headers=js), 413)
         assert_error(post(admin, "no-such-match", {"type": "comment"}), 404)
         assert_error(post(admin, "Bad_Id!", {"type": "comment"}), 422, "match_id")
         assert_error(admin.patch(f"{url}/not-a-seq", json={"minute": 1}), 422, "event_id")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import defaultdict, deque
 from typing import Any
 
 import orjson
@@ -18,10 +16,11 @@ from ticker.errors import (
     BadRequest,
     EngineUnavailable,
     Invalid,
-    RateLimited,
+    TickerError,
     TooLarge,
     Unauthorized,
 )
+from ticker.limits import Limits
 from ticker.log import MatchLog
 from ticker.model import (
     Op,
@@ -52,12 +51,35 @@ def _auth(request: Request) -> Auth:
     return request.app.state.auth  # type: ignore[no-any-return]
 
 
+def _limits(request: Request) -> Limits:
+    return request.app.state.limits  # type: ignore[no-any-return]
+
+
+class UnsupportedMediaType(TickerError):
+    status, code = 415, "unsupported_media_type"
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    kind, _, sub = media.partition("/")
+    return kind == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 async def read_json(request: Request) -> Any:
-    """The request body as JSON, refusing bodies over the configured limit early."""
+    """The request body as JSON, refusing bodies over the configured limit early.
+
+    Only with a JSON content type: a cross-site form can send text/plain or form data
+    without a preflight, never application/json.
+    """
     limit = request.app.state.settings.max_body
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"request body is over {limit} bytes")
+    # No body at all is the 400 below, whatever its type.
+    if declared != "0" and not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType(
+            "the body must be JSON, sent as Content-Type: application/json", "Content-Type"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -193,48 +215,27 @@ async def delete_event(request: Request) -> Response:
 # Reporter sessions (the console) and reporters (admin)
 
 
-class _FailureLimiter:
-    """At most `limit` failed sign-ins per client address per minute."""
-
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def check(self, who: str) -> None:
-        now = time.monotonic()
-        recent = self.failures[who]
-        while recent and recent[0] < now - self.window:
-            recent.popleft()
-        if not recent:
-            del self.failures[who]
-        elif len(recent) >= self.limit:
-            raise RateLimited("too many failed sign-ins; wait a minute")
-
-    def failed(self, who: str) -> None:
-        self.failures[who].append(time.monotonic())
-
-
-_limiter = _FailureLimiter()
-
-
 async def create_session(request: Request) -> Response:
-    client = request.client.host if request.client else "?"
-    _limiter.check(client)
+    limits, auth = _limits(request), _auth(request)
+    address = limits.address(request.scope)
+    await limits.check_failures(address)
     body = await read_json(request)
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise Invalid("token is required", "token")
-    auth = _auth(request)
     who = await auth.check_token(token.strip())
     if who is None:
-        _limiter.failed(client)
+        await limits.failed(address)
         raise Invalid("unknown or revoked token", "token")
-    cookie, csrf = auth.session_cookie(token.strip())
+    if old := request.cookies.get(SESSION_COOKIE):
+        await auth.sign_out(old)  # a sign-in always starts a new session, never reuses one
+    session_id, csrf = await auth.sign_in(who)
     response = JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": csrf})
+    # The cookie lives as long as a session can; the server ends it sooner when idle.
     response.set_cookie(
         SESSION_COOKIE,
-        cookie,
-        max_age=14 * 86400,
+        session_id,
+        max_age=int(auth.max_age),
         httponly=True,
         samesite="strict",
         secure=request.app.state.settings.secure_cookies,
@@ -244,15 +245,23 @@ async def create_session(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
-    who = await _auth(request).from_cookie(cookie) if cookie else None
+    who = await _auth(request).session(cookie) if cookie else None
     if who is None:
         return JSONResponse(Unauthorized("not signed in").body(), status_code=401)
     return JSONResponse({"reporter": who.name, "admin": who.admin, "csrf": who.csrf})
 
 
 async def delete_session(request: Request) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await _auth(request).sign_out(cookie)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    response.delete_cookie(
+        SESSION_COOKIE,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.settings.secure_cookies,
+    )
     return response
 
 

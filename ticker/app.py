@@ -26,6 +26,8 @@ from ticker.engines import create_engine
 from ticker.engines.base import StartupError
 from ticker.errors import TickerError
 from ticker.hub import Hub
+from ticker.kv import create_store
+from ticker.limits import Limits, StreamSlots, create_limiter
 from ticker.settings import Settings
 from ticker.streams import sse_endpoint, websocket_endpoint
 
@@ -84,7 +86,7 @@ class ReadOnlyCORS:
 
 async def _ticker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TickerError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_mod.load()
     engine = create_engine(settings)
     hub = Hub(engine)
+    store = create_store(settings, engine)
+    limits = Limits(create_limiter(store), settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if demo is not None:
                 demo.cancel()
             hub.close_all()
+            await store.close()
             await engine.close()
 
     routes: list[BaseRoute] = [
@@ -157,10 +162,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: _internal_error,
         },
     )
+    # Unknown paths: the trailing-slash redirect of pages.py, never built from the Host header.
+    app.router.redirect_slashes = False
+    app.router.default = pages.SlashRedirect(app.router)
     app.state.settings = settings
     app.state.engine = engine
     app.state.hub = hub
-    app.state.auth = Auth(engine, settings.admin_token)
+    app.state.limits = limits
+    # Open streams per client address (limits.address(scope)), for the stream endpoints.
+    app.state.stream_slots = StreamSlots(settings.max_streams_per_address)
+    app.state.auth = Auth(engine, store, limits, settings)
     return app
 
 

@@ -55,7 +55,7 @@ def serve(settings: Settings) -> None:
         else "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": 65536,
-        "proxy_headers": True,
+        "proxy_headers": False,  # X-Forwarded-For: ticker.limits, trusted proxies only
         "server_header": False,
         "timeout_graceful_shutdown": 5,
     }

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
@@ -127,6 +127,50 @@ def render(name: str, raw: Mapping[str, str] | None = None, /, **text: Any) -> s
 def script_json(data: bytes) -> str:
     """JSON for a `<script type="application/json">` block: no `</script>`, no `<!--`."""
     return data.decode().replace("<", "\\u003c")
+
+
+def public_origin(request: Request) -> str:
+    """The origin of absolute URLs: TICKER_PUBLIC_URL, else this server's own address.
+
+    The Host header is a client's say: it is used only when it names this server
+    (TICKER_HOST or loopback, on TICKER_PORT), so no page or link can be pointed elsewhere.
+    """
+    settings = request.app.state.settings
+    if settings.public_url:
+        return str(settings.public_url)
+    port = settings.port
+    own = {f"{host}:{port}" for host in (settings.host, "localhost", "127.0.0.1", "[::1]")}
+    host = request.headers.get("host", "").lower()
+    if host in own:
+        return f"http://{host}"
+    bound = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{'[' + bound + ']' if ':' in bound else bound}:{port}"
+
+
+class SlashRedirect:
+    """The router's answer for a path it does not know: a redirect to the same path with
+    (or without) its trailing slash when that one is known, else the 404.
+
+    Starlette's own redirect is built from the Host header; this one is relative, or on
+    TICKER_PUBLIC_URL when set.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            probe = {**scope, "path": other}
+            if any(route.matches(probe)[0] is not Match.NONE for route in self.router.routes):
+                # One leading slash: "//host/…" would be another site.
+                url = scope["app"].state.settings.public_url + "/" + other.lstrip("/")
+                query = scope.get("query_string", b"").decode("latin-1")
+                response = RedirectResponse(url + ("?" + query if query else ""))
+                await response(scope, receive, send)
+                return
+        await self.router.not_found(scope, receive, send)
 
 
 def _lang(request: Request) -> str:
@@ -266,7 +310,7 @@ async def partners_page(request: Request) -> Response:
         example = ids[0] if ids else example
     except EngineUnavailable:
         pass
-    origin = str(request.base_url).rstrip("/")
+    origin = public_origin(request)
     page = render("partners.html", **_common(request, lang), origin=origin, example_id=example)
     return _page(page)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -40,6 +41,40 @@ def _float(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise ValueError("expected a number above 0")
+    return value
+
+
+def _rate(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a number of at least 0 (0 turns the limit off)")
+    return value
+
+
+def _admin_token(raw: str) -> str:
+    if raw and len(raw) < 24:
+        raise ValueError("must be at least 24 characters (try: openssl rand -hex 32)")
+    return raw
+
+
+def _session_secret(raw: str) -> str:
+    if raw and len(raw) < 32:
+        raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+    return raw
+
+
+def _networks(raw: str) -> str:
+    for part in raw.split(","):
+        if part.strip():
+            ipaddress.ip_network(part.strip(), strict=False)
+    return raw
+
+
+def _public_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    scheme, sep, rest = value.partition("://")
+    if value and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+        raise ValueError("expected an origin like https://ticker.example.com")
     return value
 
 
@@ -86,6 +121,20 @@ class Settings:
     ws: str = "fast"
     # Seconds between keepalive pings to fans; a fan silent for one interval is closed.
     ping_interval: float = 20.0
+    # Signs console session ids; empty: generated once and kept in the shared store.
+    session_secret: str = ""
+    # Seconds a console session lives unused, and at most in all.
+    session_idle: float = 12 * 3600.0
+    session_max_age: float = 14 * 86400.0
+    # Proxies whose X-Forwarded-For is believed (IPs/CIDRs, comma-separated); none by default.
+    trusted_proxies: str = ""
+    # Writes per second per reporter token, sustained, and the burst above it; 0: no limit.
+    write_rate: float = 5.0
+    write_burst: int = 60
+    # The origin absolute URLs are made with (partner snippets, redirects).
+    public_url: str = ""
+    # Open WebSocket/SSE streams per client address, per process.
+    max_streams_per_address: int = 2000
 
     @property
     def engine_name(self) -> str:
@@ -105,7 +154,18 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "secure_cookies": _bool,
     "ws": _ws,
     "ping_interval": _float,
+    "admin_token": _admin_token,
+    "session_secret": _session_secret,
+    "session_idle": _float,
+    "session_max_age": _float,
+    "trusted_proxies": _networks,
+    "write_rate": _rate,
+    "write_burst": _positive,
+    "public_url": _public_url,
+    "max_streams_per_address": _positive,
 }
+# Never echoed in an error message.
+_SECRETS = frozenset({"admin_token", "session_secret"})
 
 
 def load(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -132,4 +192,5 @@ def _parse(where: str, name: str, raw: str) -> Any:
         reason = str(exc) if parse is not int else "expected a whole number"
         if "invalid literal" in reason or "could not convert" in reason:
             reason = "expected a number"
-        raise SettingsError(f"{where}={raw!r}: {reason}") from None
+        shown = "" if name in _SECRETS else f"={raw!r}"
+        raise SettingsError(f"{where}{shown}: {reason}") from None
