@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await engine.start(hub.on_ops)
+        await engine.start(hub.on_ops, hub.on_reset)
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         demo: asyncio.Task[Any] | None = None
         if settings.demo:
