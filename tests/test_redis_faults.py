@@ -6,9 +6,12 @@ Redis that other tests share is never flushed, rolled back or made a replica.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import ADMIN_TOKEN, RedisServer, TickerServer, free_port, new_match
+from ticker.engines.redis import RedisEngine
+from ticker.log import MatchLog
+from ticker.model import Op, validate_event_input, validate_match
 from ticker.state import fold
 
 pytestmark = pytest.mark.slow
@@ -260,3 +266,46 @@ def test_match_made_again_elsewhere_is_not_built_on_a_stale_copy(  # type: ignor
     ops = all_ops(b, "again")
     assert [op["op"] for op in ops] == ["match", "add"] and ops == all_ops(a, "again")
     assert_state_follows_from_log(ops)
+
+
+def test_reader_survives_an_unexpected_error(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error in the reader (here from the handler it feeds) is logged with its
+    traceback; the reader starts again and later ops still arrive."""
+    if redis_server.proc is None:
+        redis_server.start()
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    fields = validate_event_input({"type": "comment"})
+    got: list[Op] = []
+    arrived = asyncio.Event()
+
+    def on_ops(match_id: str, ops: list[Op]) -> None:
+        got.extend(ops)
+        arrived.set()
+        if len(got) == 1:
+            raise RuntimeError("boom in a handler")
+
+    async def main() -> None:
+        engine, other = RedisEngine(redis_server.url, prefix), RedisEngine(redis_server.url, prefix)
+        await engine.start(on_ops)
+        await other.start(lambda match_id, ops: None)
+        try:
+            match = validate_match({"id": "m", "home": {"name": "A"}, "away": {"name": "B"}})
+            await engine.create_match(MatchLog("m").build_match(match))
+            await engine.watch("m")
+            for _ in range(2):
+                await other.append("m", lambda mlog: mlog.build_add(fields, "jens"))
+                async with asyncio.timeout(10):
+                    await arrived.wait()
+                arrived.clear()
+            assert (await engine.ping())["reader"] == "ok"
+        finally:
+            await engine.close()
+            await other.close()
+
+    with caplog.at_level(logging.WARNING, logger="ticker.engine"):
+        asyncio.run(main())
+    assert len(got) == 2
+    crashes = [r for r in caplog.records if "redis reader failed" in r.getMessage()]
+    assert len(crashes) == 1 and crashes[0].exc_info is not None
