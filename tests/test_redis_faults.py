@@ -92,8 +92,11 @@ def test_a_thousand_matches_list(own_redis: RedisServer, make_server) -> None:  
     assert httpx.get(f"{other.url}/", timeout=30).status_code == 200
 
 
-def test_flushall_resets_fans_and_writes_follow_redis(own_redis: RedisServer, make_server) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(redis_url=own_redis.url)
+@pytest.mark.parametrize("ws", ["fast", "plain"])
+def test_flushall_resets_fans_and_writes_follow_redis(  # type: ignore[no-untyped-def]
+    own_redis: RedisServer, make_server, ws: str
+) -> None:
+    server = make_server(redis_url=own_redis.url, env={"TICKER_WS": ws})
     with server.admin() as admin:
         new_match(admin, "flushed")
     with connect(f"{server.ws_url}/ws/matches/flushed") as ws:

@@ -151,7 +151,6 @@ class RedisEngine:
         try:
             role = await self.client.role()
         except (*_UNREACHABLE, RedisError) as exc:
-            log.warning("redis ping: %s", exc)
             raise _unavailable(exc, "this process cannot serve") from exc
         if role[0] != b"master":
             raise EngineUnavailable("Redis is read-only (a replica); writes cannot be stored")
