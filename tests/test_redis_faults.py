@@ -312,3 +312,34 @@ def test_reader_survives_an_unexpected_error(
     assert len(got) == 2
     crashes = [r for r in caplog.records if "redis reader failed" in r.getMessage()]
     assert len(crashes) == 1 and crashes[0].exc_info is not None
+
+
+def test_stream_of_the_same_length_with_other_entries_is_reloaded(  # type: ignore[no-untyped-def]
+    own_redis: RedisServer, make_server
+) -> None:
+    """Redis restored from another backup: same epoch, same length, other entries below
+    our head. The last id tells the copies apart; a read answers what Redis holds."""
+    server = make_server(redis_url=own_redis.url)
+    with server.admin() as admin:
+        new_match(admin, "other-backup")
+    for text in ("lost-1", "lost-2"):
+        assert post(server, "other-backup", {"type": "comment", "text": text}).is_success
+    assert len(all_ops(server, "other-backup")) == 3  # the server holds a copy
+    client = redis.Redis(port=own_redis.port)
+    key = "ticker:{other-backup}:log"
+    first = Op.from_json(client.xrange(key)[0][1][b"o"])
+    mlog = MatchLog("other-backup")
+    mlog.apply(first)
+    for text in ("kept-1", "kept-2"):
+        fields = validate_event_input({"type": "comment", "text": text})
+        mlog.apply(mlog.build_add(fields, "jens", now=first.key[0] / 1000))
+    client.delete(key)
+    for op in mlog.ops:
+        client.xadd(key, {"o": op.json}, id=op.seq)
+    ops = all_ops(server, "other-backup")
+    assert ops == [op.data for op in mlog.ops]
+    r = post(server, "other-backup", {"type": "comment", "text": "new"})
+    assert r.status_code == 201, r.text
+    assert [op["event"]["text"] for op in all_ops(server, "other-backup")[1:]] == [
+        "kept-1", "kept-2", "new",
+    ]  # fmt: skip

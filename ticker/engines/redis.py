@@ -211,17 +211,25 @@ class RedisEngine:
         if ops and match_id in self._watched and self._streams.get(match_id) is stream:
             self._on_ops(match_id, ops)
 
-    async def _read(self, wanted: list[tuple[str, str]]) -> list[tuple[str, int, list[Any]]]:
-        """(epoch, length, entries after the cursor) of each (match, cursor), atomically."""
+    async def _read(self, wanted: list[tuple[str, str]]) -> list[tuple[str, int, str, list[Any]]]:
+        """(epoch, length, last id, entries after the cursor) of each (match, cursor),
+        atomically."""
         async with self.client.pipeline(transaction=True) as pipe:
             for match_id, cursor in wanted:
                 key = self._key(match_id, "log")
                 pipe.get(self._key(match_id, "epoch"))
                 pipe.xlen(key)
+                pipe.xrevrange(key, "+", "-", count=1)
                 pipe.xrange(key, f"({cursor}" if cursor else "-", "+")
             got = await self._call(pipe.execute(), "nothing was read")
         return [
-            ((got[i] or b"").decode(), int(got[i + 1]), got[i + 2]) for i in range(0, len(got), 3)
+            (
+                (got[i] or b"").decode(),
+                int(got[i + 1]),
+                got[i + 2][0][0].decode() if got[i + 2] else "",
+                got[i + 3],
+            )
+            for i in range(0, len(got), 4)
         ]
 
     def _new(self, match_id: str, epoch: str, entries: list[Any]) -> _Stream:
@@ -270,8 +278,16 @@ class RedisEngine:
             seen = {i: (s.cursor, s.entries) if s else ("", 0) for i, s in before.items()}
             replies = await self._read([(i, seen[i][0]) for i in batch])
             reload: list[str] = []
-            for match_id, (epoch, length, entries) in zip(batch, replies, strict=True):
+            for match_id, (epoch, length, top, entries) in zip(batch, replies, strict=True):
                 old, current = before[match_id], self._streams.get(match_id)
+                cursor, count = seen[match_id]
+                # While the copy is true the stream is it plus the entries after it.
+                continues = (
+                    old is not None
+                    and epoch == old.epoch
+                    and count + len(entries) == length
+                    and top == (entries[-1][0].decode() if entries else cursor)
+                )
                 if length == 0:
                     self._gone(match_id, old)
                 elif current is not old:
@@ -281,13 +297,13 @@ class RedisEngine:
                     found[match_id] = self._replace(
                         match_id, None, self._new(match_id, epoch, entries)
                     )
-                elif epoch != old.epoch or seen[match_id][1] + len(entries) != length:
+                elif not continues:
                     reload.append(match_id)
                 else:
                     self._ingest(old, entries)
                     found[match_id] = old
             if reload:
-                for match_id, (epoch, length, entries) in zip(
+                for match_id, (epoch, length, _, entries) in zip(
                     reload, await self._read([(i, "") for i in reload]), strict=True
                 ):
                     if length == 0:
