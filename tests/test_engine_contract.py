@@ -236,3 +236,18 @@ async def test_unreachable_redis_is_engine_unavailable() -> None:
             await engine.log("m8")
     finally:
         await engine.close()
+
+
+async def test_repeated_remove_with_its_key_answers_the_original_op(
+    make_engine: EngineFactory,
+) -> None:
+    engine, _ = await make_engine()
+    await engine.create_match(match_op("m10"))
+    goal, _ = await engine.append("m10", adder({"type": "goal", "team": "home"}))
+    idem = Idempotency("del-1", "d")
+    gone, created = await engine.append("m10", lambda m: m.build_remove(goal.seq), idem)
+    again, created_again = await engine.append("m10", lambda m: m.build_remove(goal.seq), idem)
+    assert created and not created_again and again.data == gone.data
+    with pytest.raises(NotFound):
+        await engine.append("m10", lambda m: m.build_remove(goal.seq), Idempotency("del-2", "d"))
+    assert len((await engine.log("m10")).ops) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import orjson
@@ -290,13 +291,16 @@ async def revoke_reporter(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    engine = _engine(request)
     try:
-        await _engine(request).ping()
+        facts = await engine.ping()
     except EngineUnavailable as exc:
+        # The cause names hosts and ports: it goes to the log, not to whoever asks.
+        logging.getLogger("ticker").warning("healthz: %s (%s)", exc.message, exc.__cause__)
         return JSONResponse(exc.body(), status_code=503)
     hub = request.app.state.hub
     return JSONResponse(
-        {"ok": True, "engine": _engine(request).name, "subscribers": hub.subscribers}
+        {"ok": True, "engine": engine.name, "subscribers": hub.subscribers, **facts}
     )
 
 

@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            await engine.start(hub.on_ops)
+            await engine.start(hub.on_ops, hub.on_reset)
         except StartupError as exc:
             # Nothing serves yet and nothing must: exit with one clear line, not the
             # lifespan's traceback (uvicorn has no quieter way to be told to stop).

@@ -90,6 +90,26 @@ class Hub:
             for op in ops:
                 group.publish(op.message)
 
+    def on_reset(self, match_id: str, mlog: MatchLog | None) -> None:
+        """Engine callback: storage no longer holds the log this process had (it lost ops,
+        was restored from an older copy, or the match was made again).
+
+        Fans get a snapshot with `"reset": true` of the log as storage has it, and live
+        ops from it; when the match is gone they are closed with 4404 (unknown match).
+        """
+        group = self.groups.get(match_id)
+        if group is None:
+            return
+        if mlog is None:
+            del self.groups[match_id]
+            self.engine.unwatch(match_id)
+            sinks: list[RawSink | Sink] = [*group.raw, *group.sinks]
+            for sink in sinks:
+                sink.close(4404, "unknown match")
+            return
+        group.log = mlog
+        group.publish(mlog.snapshot(reset=True))
+
     async def _group(self, match_id: str) -> Group:
         group = self.groups.get(match_id)
         if group is not None:

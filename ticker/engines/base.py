@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ticker.errors import Conflict
 from ticker.log import MatchLog
@@ -17,6 +17,12 @@ from ticker.model import Op
 
 OpsHandler = Callable[[str, list[Op]], None]
 """Called in the event loop with new ops of a watched match, in order, each exactly once."""
+
+ResetHandler = Callable[[str, MatchLog | None], None]
+"""Called in the event loop when a watched match's stored log is no longer the one this
+process holds (storage lost ops, was restored from an older copy, or the match was made
+again): with the log as storage now has it, which replaces the old one, or with None when
+the match is gone from storage (it is no longer watched)."""
 
 Builder = Callable[[MatchLog], Op]
 """Makes the op to append from the log as it is at the head (may be called again)."""
@@ -47,17 +53,26 @@ class Engine(Protocol):
     - `watch` returns only once live delivery is set up: every op after the returned
       log's head will reach the handler. So a subscriber may read the log's history
       right after `watch` without a gap.
-    - Unreachable storage raises `EngineUnavailable`; an unknown match `MatchNotFound`.
+    - Storage is the truth, a process's copy only a cache: when storage lost ops or the
+      match was made again, the copy is reloaded from storage (checked on every read and
+      append, and for watched matches every few seconds) and handed to the reset handler;
+      later ops build on, and are delivered from, the reloaded log. A match gone from
+      storage raises `MatchNotFound` from then on (reset handler called with None).
+    - With an `Idempotency` whose key was used before, `append` returns the original op
+      without building a new one (so a repeated DELETE of a removed event still gets 200).
+    - Unreachable or read-only storage raises `EngineUnavailable`, whose message names no
+      address; an unknown match `MatchNotFound`.
     """
 
     name: str
 
-    async def start(self, on_ops: OpsHandler) -> None: ...
+    async def start(self, on_ops: OpsHandler, on_reset: ResetHandler | None = None) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        """Raise EngineUnavailable when storage cannot be reached."""
+    async def ping(self) -> dict[str, Any]:
+        """Facts for /healthz; raise EngineUnavailable when this process cannot serve
+        (storage unreachable or read-only, or its reader of new ops down)."""
 
     async def create_match(self, op: Op) -> Op:
         """Start a new log with its first `match` op; Conflict if the id is taken."""

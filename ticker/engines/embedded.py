@@ -17,10 +17,18 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from ticker.engines.base import Builder, Idempotency, OpsHandler, StartupError, replayed
+from ticker.engines.base import (
+    Builder,
+    Idempotency,
+    OpsHandler,
+    ResetHandler,
+    StartupError,
+    replayed,
+)
 from ticker.errors import Conflict, EngineUnavailable, MatchNotFound, TickerError
 from ticker.log import MatchLog
 from ticker.model import MATCH_ID_RE, Op
@@ -62,7 +70,8 @@ class EmbeddedEngine:
         self._reporters: dict[str, str] = {}
         self._reporters_mtime = -1.0
 
-    async def start(self, on_ops: OpsHandler) -> None:
+    async def start(self, on_ops: OpsHandler, on_reset: ResetHandler | None = None) -> None:
+        # The files are the truth and only this process writes them: no reset ever comes.
         self._on_ops = on_ops
         matches = self.dir / "matches"
         matches.mkdir(parents=True, exist_ok=True)
@@ -116,9 +125,10 @@ class EmbeddedEngine:
         self._fds.clear()
         self._sizes.clear()
 
-    async def ping(self) -> None:
+    async def ping(self) -> dict[str, Any]:
         if not os.access(self.dir / "matches", os.W_OK):
-            raise EngineUnavailable(f"data directory {self.dir} is not writable")
+            raise EngineUnavailable("the data directory is not writable")
+        return {}
 
     def _lock(self, match_id: str) -> asyncio.Lock:
         lock = self._locks.get(match_id)
