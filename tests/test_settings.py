@@ -56,6 +56,8 @@ def test_each_variable_sets_its_setting() -> None:
         "TICKER_DEMO_SPEED": "120.5",
         "TICKER_SECURE_COOKIES": "on",
         "TICKER_WS": "plain",
+        "TICKER_HEAD_TIMEOUT": "2.5",
+        "TICKER_BODY_TIMEOUT": "30",
     }
     assert set(env) <= {f"TICKER_{f.name.upper()}" for f in fields(Settings)}
     s = settings_mod.load(env)
@@ -78,6 +80,8 @@ def test_each_variable_sets_its_setting() -> None:
         demo_speed=120.5,
         secure_cookies=True,
         ws="plain",
+        head_timeout=2.5,
+        body_timeout=30.0,
     )
     assert s.engine_name == "redis"
 
@@ -150,6 +154,10 @@ BAD_VALUES = [
     ("TICKER_CLIENT_BUFFER", "0"),
     ("TICKER_MAX_BODY", "64k"),
     ("TICKER_WS", "turbo"),
+    ("TICKER_HEAD_TIMEOUT", "0"),
+    ("TICKER_HEAD_TIMEOUT", "soon"),
+    ("TICKER_BODY_TIMEOUT", "-1"),
+    ("TICKER_BODY_TIMEOUT", "inf"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from ticker.httpproto import DeadlineHttpProtocol
+
     if settings.workers > 1 and not settings.redis_url:
         raise SettingsError(
             "--workers above 1 needs TICKER_REDIS_URL: the embedded engine is one process"
@@ -49,6 +52,12 @@ def serve(settings: Settings) -> None:
     config: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
+        # A partial, not a class made here: worker processes get it pickled by reference.
+        "http": functools.partial(
+            DeadlineHttpProtocol,
+            head_timeout=settings.head_timeout,
+            body_timeout=settings.body_timeout,
+        ),
         "log_level": settings.log_level,
         "ws": "ticker.fastws:TickerWebSocketProtocol"
         if settings.ws == "fast"

@@ -86,6 +86,10 @@ class Settings:
     ws: str = "fast"
     # Seconds between keepalive pings to fans; a fan silent for one interval is closed.
     ping_interval: float = 20.0
+    # Seconds a client has to send a whole request head (from connecting, or from the end
+    # of the previous response), then its body (from the head): else 408 and close.
+    head_timeout: float = 10.0
+    body_timeout: float = 10.0
 
     @property
     def engine_name(self) -> str:
@@ -105,6 +109,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "secure_cookies": _bool,
     "ws": _ws,
     "ping_interval": _float,
+    "head_timeout": _float,
+    "body_timeout": _float,
 }
 
 
