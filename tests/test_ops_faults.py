@@ -1,17 +1,24 @@
-"""Operations faults over real sockets: slow request heads and bodies."""
+"""Operations faults over real sockets: slow request heads and bodies, logs, unknown settings."""
 
 from __future__ import annotations
 
 import json
+import re
 import selectors
 import socket
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import ADMIN_TOKEN, new_match
+from tests.conftest import ADMIN_TOKEN, RedisServer, TickerServer, free_port, new_match
+from tests.test_settings import clean_env, ticker
+from ticker.settings import Settings
 
+INFO = ["--log-level", "info"]  # the suite's servers log at warning
+TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 WS_HEAD = (
     b"GET /ws/matches/x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Version: 13\r\n"
@@ -127,3 +134,83 @@ def test_workers_close_slow_heads_too(make_server, redis_url: str) -> None:  # t
     finally:
         for s in socks:
             s.close()
+
+
+# Logs
+
+
+def log_text(server: TickerServer, pattern: str, timeout: float = 10) -> str:
+    """The server's log once `pattern` is in it (a log line may lag the request it follows)."""
+    assert server.log_path is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        text = server.log_path.read_text()
+        if re.search(pattern, text, re.M) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
+def test_startup_line_names_the_embedded_engine_and_its_data(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(args=INFO)
+    data = re.escape(str((tmp_path / "data").resolve()))
+    line = rf"^{TIMESTAMP}\S* INFO ticker: engine=embedded data={data} ws=fast version=\S+$"
+    text = log_text(server, line)
+    assert re.search(line, text, re.M), text
+
+
+def test_startup_line_names_the_redis_engine(make_server, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
+    if redis_server.proc is None:
+        redis_server.start()
+    server = make_server(redis_url=redis_server.url, args=INFO, env={"TICKER_WS": "plain"})
+    url = re.escape(redis_server.url)
+    line = (
+        rf"^{TIMESTAMP}\S* INFO ticker: engine=redis url={url} prefix=ticker ws=plain version=\S+$"
+    )
+    text = log_text(server, line)
+    assert re.search(line, text, re.M), text
+
+
+def test_each_worker_logs_its_startup_line(make_server, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(redis_url=redis_url, args=["--workers", "2", *INFO])
+    line = rf"^{TIMESTAMP}\S* INFO ticker: engine=redis url="
+    deadline = time.monotonic() + 10
+    while len(re.findall(line, log_text(server, line), re.M)) < 2:
+        assert time.monotonic() < deadline, log_text(server, line)
+        time.sleep(0.1)
+
+
+def test_a_ticker_warning_has_a_timestamp(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    (data / "matches").mkdir(parents=True)
+    (data / "matches" / "torn-1.log").write_bytes(b'{"o":{"seq":')  # a crash mid-write
+    server = make_server(data_dir=data)  # at the suite's level, warning
+    line = rf"^{TIMESTAMP}\S* WARNING ticker\.engine: .*torn-1\.log: cutting off 12 bytes"
+    text = log_text(server, line)
+    assert re.search(line, text, re.M), text
+    assert "INFO" not in text  # the level holds
+
+
+def test_the_log_never_shows_a_redis_password() -> None:
+    from ticker import logs
+
+    s = Settings(redis_url="redis://user:s3cret@redis:6380/2", ws="fast")
+    line = logs.describe(s)
+    assert "s3cret" not in line
+    assert line.startswith("engine=redis url=redis://user:***@redis:6380/2 prefix=ticker ws=fast")
+    s = Settings(redis_url="unix:///run/redis.sock?db=1&password=s3cret")
+    assert "s3cret" not in logs.describe(s)
+
+
+# Unknown settings
+
+
+@pytest.mark.parametrize("args", [("serve", "--port", str(free_port())), ("reporter", "list")])
+def test_an_unknown_setting_stops_the_command(args: tuple[str, ...], tmp_path: Path) -> None:
+    env = clean_env(TICKER_REDIS_ULR="redis://127.0.0.1:1/0", TICKER_DATA_DIR=str(tmp_path / "d"))
+    result = ticker(*args, env=env, timeout=15)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr == (
+        "ticker: unknown setting TICKER_REDIS_ULR; did you mean TICKER_REDIS_URL?\n"
+    )
+    assert not (tmp_path / "d").exists()  # refused before anything started

@@ -108,6 +108,34 @@ def test_other_variables_are_ignored() -> None:
     assert settings_mod.load({"PORT": "1", "TICKERPORT": "2", "ticker_port": "3"}) == Settings()
 
 
+def test_every_setting_has_a_known_variable() -> None:
+    assert settings_mod.variables() == [f"TICKER_{f.name.upper()}" for f in fields(Settings)]
+    assert "TICKER_REDIS_URL" in settings_mod.variables()
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [("TICKER_REDIS_ULR", "TICKER_REDIS_URL"), ("TICKER_DATADIR", "TICKER_DATA_DIR"),
+     ("TICKER_ADMIN_TOKENS", "TICKER_ADMIN_TOKEN"), ("TICKER_HEAD_TIMOUT", "TICKER_HEAD_TIMEOUT")],
+)  # fmt: skip
+def test_an_unknown_variable_is_refused_with_the_closest_name(var: str, hint: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_mod.load({var: "x", "TICKER_PORT": "8001"})
+    assert str(info.value) == f"unknown setting {var}; did you mean {hint}?"
+
+
+def test_an_unknown_variable_like_no_setting_has_no_hint() -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_mod.load({"TICKER_ZEBRA_STRIPES": "7"})
+    assert str(info.value) == "unknown setting TICKER_ZEBRA_STRIPES"
+
+
+def test_an_unknown_variable_is_refused_even_with_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKER_REDIS_ULR", "redis://redis:6379/0")
+    with pytest.raises(SettingsError, match="TICKER_REDIS_ULR"):
+        settings_mod.load(port="9000")
+
+
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKER_PORT", "8123")
     assert settings_mod.load().port == 8123

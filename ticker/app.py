@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, pages
+from ticker import api, logs, pages
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("%s", logs.describe(settings))  # once per process, workers included
         await engine.start(hub.on_ops)
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         demo: asyncio.Task[Any] | None = None

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import dataclasses
 import functools
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
 
+from ticker import logs
 from ticker import settings as settings_mod
 from ticker.settings import Settings, SettingsError
 
@@ -59,6 +61,8 @@ def serve(settings: Settings) -> None:
             body_timeout=settings.body_timeout,
         ),
         "log_level": settings.log_level,
+        # Applied by uvicorn in this process and again in every worker process.
+        "log_config": logs.config(settings.log_level),
         "ws": "ticker.fastws:TickerWebSocketProtocol"
         if settings.ws == "fast"
         else "websockets-sansio",
@@ -127,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings)
             return 0
         settings = settings_mod.load()
+        logging.config.dictConfig(logs.config(settings.log_level))
         if args.action == "add" and not _valid_name(args.name):
             print("ticker: a reporter name is 1-40 of a-z, 0-9, '-', '_', '.'", file=sys.stderr)
             return 2

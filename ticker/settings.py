@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -114,9 +115,31 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def variables() -> list[str]:
+    """The TICKER_* variable of each setting, from the Settings fields."""
+    return [f"TICKER_{f.name.upper()}" for f in fields(Settings)]
+
+
+def _refuse_unknown(env: Mapping[str, str]) -> None:
+    # A typo must not pass silently: TICKER_REDIS_ULR would leave each replica on its own
+    # embedded engine.
+    known = variables()
+    for var in sorted(env):
+        if var.startswith("TICKER_") and var not in known:
+            # Compare the names after the prefix, which every variable shares.
+            names = [k.removeprefix("TICKER_") for k in known]
+            close = difflib.get_close_matches(var.removeprefix("TICKER_"), names, n=1)
+            hint = f"; did you mean TICKER_{close[0]}?" if close else ""
+            raise SettingsError(f"unknown setting {var}{hint}")
+
+
 def load(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from `env` (default os.environ), then non-None `overrides` on top."""
+    """Settings from `env` (default os.environ), then non-None `overrides` on top.
+
+    A TICKER_* variable that is no setting is refused, like a bad value.
+    """
     env = os.environ if env is None else env
+    _refuse_unknown(env)
     values: dict[str, Any] = {}
     for f in fields(Settings):
         var = f"TICKER_{f.name.upper()}"
