@@ -155,7 +155,8 @@ class TickerServer:
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKER_")}
-    env.update(TICKER_ADMIN_TOKEN=ADMIN_TOKEN, TICKER_LOG_LEVEL="warning", **extra)
+    env.update(TICKER_ADMIN_TOKEN=ADMIN_TOKEN, TICKER_LOG_LEVEL="warning")
+    env.update(extra)
     return env
 
 

@@ -56,6 +56,8 @@ def test_each_variable_sets_its_setting() -> None:
         "TICKER_DEMO_SPEED": "120.5",
         "TICKER_SECURE_COOKIES": "on",
         "TICKER_WS": "plain",
+        "TICKER_HEAD_TIMEOUT": "2.5",
+        "TICKER_BODY_TIMEOUT": "30",
     }
     assert set(env) <= {f"TICKER_{f.name.upper()}" for f in fields(Settings)}
     s = settings_mod.load(env)
@@ -78,6 +80,8 @@ def test_each_variable_sets_its_setting() -> None:
         demo_speed=120.5,
         secure_cookies=True,
         ws="plain",
+        head_timeout=2.5,
+        body_timeout=30.0,
     )
     assert s.engine_name == "redis"
 
@@ -102,6 +106,34 @@ def test_empty_redis_url_means_embedded() -> None:
 
 def test_other_variables_are_ignored() -> None:
     assert settings_mod.load({"PORT": "1", "TICKERPORT": "2", "ticker_port": "3"}) == Settings()
+
+
+def test_every_setting_has_a_known_variable() -> None:
+    assert settings_mod.variables() == [f"TICKER_{f.name.upper()}" for f in fields(Settings)]
+    assert "TICKER_REDIS_URL" in settings_mod.variables()
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [("TICKER_REDIS_ULR", "TICKER_REDIS_URL"), ("TICKER_DATADIR", "TICKER_DATA_DIR"),
+     ("TICKER_ADMIN_TOKENS", "TICKER_ADMIN_TOKEN"), ("TICKER_HEAD_TIMOUT", "TICKER_HEAD_TIMEOUT")],
+)  # fmt: skip
+def test_an_unknown_variable_is_refused_with_the_closest_name(var: str, hint: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_mod.load({var: "x", "TICKER_PORT": "8001"})
+    assert str(info.value) == f"unknown setting {var}; did you mean {hint}?"
+
+
+def test_an_unknown_variable_like_no_setting_has_no_hint() -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_mod.load({"TICKER_ZEBRA_STRIPES": "7"})
+    assert str(info.value) == "unknown setting TICKER_ZEBRA_STRIPES"
+
+
+def test_an_unknown_variable_is_refused_even_with_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKER_REDIS_ULR", "redis://redis:6379/0")
+    with pytest.raises(SettingsError, match="TICKER_REDIS_ULR"):
+        settings_mod.load(port="9000")
 
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,6 +182,10 @@ BAD_VALUES = [
     ("TICKER_CLIENT_BUFFER", "0"),
     ("TICKER_MAX_BODY", "64k"),
     ("TICKER_WS", "turbo"),
+    ("TICKER_HEAD_TIMEOUT", "0"),
+    ("TICKER_HEAD_TIMEOUT", "soon"),
+    ("TICKER_BODY_TIMEOUT", "-1"),
+    ("TICKER_BODY_TIMEOUT", "inf"),
 ]
 
 

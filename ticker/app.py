@@ -13,12 +13,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, pages
+from ticker import api, logs, pages
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
@@ -102,6 +102,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client left mid-body (or the server closed on it, e.g. a 408): nobody to answer,
+    # and nothing to log as an error. uvicorn drops this response.
+    return Response(status_code=400)
+
+
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
@@ -123,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("%s", logs.describe(settings))  # once per process, workers included
         try:
             await engine.start(hub.on_ops, hub.on_reset)
         except StartupError as exc:
@@ -159,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             TickerError: _ticker_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
 
+from ticker import logs
 from ticker import settings as settings_mod
 from ticker.settings import Settings, SettingsError
 
@@ -42,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from ticker.httpproto import DeadlineHttpProtocol
+
     if settings.workers > 1 and not settings.redis_url:
         raise SettingsError(
             "--workers above 1 needs TICKER_REDIS_URL: the embedded engine is one process"
@@ -49,7 +54,15 @@ def serve(settings: Settings) -> None:
     config: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
+        # A partial, not a class made here: worker processes get it pickled by reference.
+        "http": functools.partial(
+            DeadlineHttpProtocol,
+            head_timeout=settings.head_timeout,
+            body_timeout=settings.body_timeout,
+        ),
         "log_level": settings.log_level,
+        # Applied by uvicorn in this process and again in every worker process.
+        "log_config": logs.config(settings.log_level),
         "ws": "ticker.fastws:TickerWebSocketProtocol"
         if settings.ws == "fast"
         else "websockets-sansio",
@@ -118,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings)
             return 0
         settings = settings_mod.load()
+        logging.config.dictConfig(logs.config(settings.log_level))
         if args.action == "add" and not _valid_name(args.name):
             print("ticker: a reporter name is 1-40 of a-z, 0-9, '-', '_', '.'", file=sys.stderr)
             return 2

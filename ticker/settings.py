@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
@@ -135,6 +136,10 @@ class Settings:
     public_url: str = ""
     # Open WebSocket/SSE streams per client address, per process.
     max_streams_per_address: int = 2000
+    # Seconds a client has to send a whole request head (from connecting, or from the end
+    # of the previous response), then its body (from the head): else 408 and close.
+    head_timeout: float = 10.0
+    body_timeout: float = 10.0
 
     @property
     def engine_name(self) -> str:
@@ -163,14 +168,38 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "write_burst": _positive,
     "public_url": _public_url,
     "max_streams_per_address": _positive,
+    "head_timeout": _float,
+    "body_timeout": _float,
 }
 # Never echoed in an error message.
 _SECRETS = frozenset({"admin_token", "session_secret"})
 
 
+def variables() -> list[str]:
+    """The TICKER_* variable of each setting, from the Settings fields."""
+    return [f"TICKER_{f.name.upper()}" for f in fields(Settings)]
+
+
+def _refuse_unknown(env: Mapping[str, str]) -> None:
+    # A typo must not pass silently: TICKER_REDIS_ULR would leave each replica on its own
+    # embedded engine.
+    known = variables()
+    for var in sorted(env):
+        if var.startswith("TICKER_") and var not in known:
+            # Compare the names after the prefix, which every variable shares.
+            names = [k.removeprefix("TICKER_") for k in known]
+            close = difflib.get_close_matches(var.removeprefix("TICKER_"), names, n=1)
+            hint = f"; did you mean TICKER_{close[0]}?" if close else ""
+            raise SettingsError(f"unknown setting {var}{hint}")
+
+
 def load(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from `env` (default os.environ), then non-None `overrides` on top."""
+    """Settings from `env` (default os.environ), then non-None `overrides` on top.
+
+    A TICKER_* variable that is no setting is refused, like a bad value.
+    """
     env = os.environ if env is None else env
+    _refuse_unknown(env)
     values: dict[str, Any] = {}
     for f in fields(Settings):
         var = f"TICKER_{f.name.upper()}"
