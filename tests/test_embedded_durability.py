@@ -272,7 +272,10 @@ def test_failed_rollback_stops_writes_to_the_match_until_restart(
         assert path.read_bytes() == torn
     assert server.log_path is not None
     assert f"{path}" in server.log_path.read_text()
+    health = httpx.get(server.url + "/healthz", timeout=5).json()
+    assert health["unwritable_matches"] == [match_id]
     server.restart()  # recovery cuts the fragment off
+    assert "unwritable_matches" not in httpx.get(server.url + "/healthz", timeout=5).json()
     reporter.check_disk(path)
     reporter.retry_refused()
     server.restart()

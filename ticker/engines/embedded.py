@@ -128,7 +128,8 @@ class EmbeddedEngine:
     async def ping(self) -> dict[str, Any]:
         if not os.access(self.dir / "matches", os.W_OK):
             raise EngineUnavailable("the data directory is not writable")
-        return {}
+        # A match whose failed write could not be cut back refuses writes until a restart.
+        return {"unwritable_matches": sorted(self._unwritable)} if self._unwritable else {}
 
     def _lock(self, match_id: str) -> asyncio.Lock:
         lock = self._locks.get(match_id)
