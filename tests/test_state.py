@@ -237,6 +237,12 @@ def test_the_shootout_counts_in_penalties_only() -> None:
     assert fold([*play, shootout[0]])["penalties"] == {"home": 0, "away": 0}
 
 
+def test_a_goal_logged_after_the_shootout_and_full_time_is_not_in_the_score() -> None:
+    # The rule is "logged after a penalty_shootout event", not "while the phase is penalties".
+    events = [ev("kickoff"), ev("penalty_shootout", 120), ev("full_time", 120)]
+    assert fold([*events, ev("goal", 120, team="home")])["score"] == {"home": 0, "away": 0}
+
+
 def test_a_second_yellow_for_the_same_player_sends_off() -> None:
     state = fold(
         [
