@@ -978,3 +978,12 @@ def test_card_and_shot_invariants(steps: list[tuple[Any, ...]]) -> None:
     assert (state["penalties"] is None) == (cut == len(events))
     if state["penalties"] is not None:
         assert sum(state["penalties"].values()) == kinds[cut:].count("goal")
+
+
+def test_an_event_op_stored_without_state_gets_the_folded_one() -> None:
+    mlog = new_log()
+    goal = post(mlog, T0, type="goal", team="home")
+    bare = MatchLog(mlog.id)
+    bare.apply(mlog.ops[0])
+    assert bare.apply(Op(goal.seq, {k: v for k, v in goal.data.items() if k != "state"}))
+    assert bare.ops[-1].data == goal.data and bare.state == mlog.state

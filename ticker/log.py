@@ -54,7 +54,7 @@ class MatchLog:
             self.match = data["match"]
         elif kind in ("add", "update", "remove"):
             self._fold_in(data)
-            if not data["state"].keys() >= V11_KEYS:
+            if not data.get("state", {}).keys() >= V11_KEYS:
                 # An op of a v1 log: it goes out again (resume, /ops) with the full state.
                 op = Op(op.seq, {**data, "state": self.state})
         self.index[op.seq] = len(self.ops)
