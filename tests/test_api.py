@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, TickerServer, new_match
+from ticker.state import STAT_KEYS
 
 
 def post(client: httpx.Client, match_id: str, body: object, **headers: str) -> httpx.Response:
@@ -32,11 +33,16 @@ def test_match_lifecycle(server: TickerServer, match_id: str) -> None:
         assert_error(admin.post("/api/matches", json=created), 409, "id")
         snap = admin.get(f"/api/matches/{match_id}").json()
         assert snap["op"] == "snapshot" and snap["events"] == [] and snap["match"] == created
+        no_stats = dict.fromkeys(STAT_KEYS, 0)
         assert snap["state"] == {
             "score": {"home": 0, "away": 0},
             "phase": "pre_match",
             "minute": 0,
             "added": 0,
+            "stats": {"home": no_stats, "away": no_stats},
+            "sent_off": [],
+            "scorers": [],
+            "penalties": None,
         }
         kick = post(admin, match_id, {"type": "kickoff"})
         assert kick.status_code == 201
@@ -63,6 +69,18 @@ def test_match_lifecycle(server: TickerServer, match_id: str) -> None:
             "phase": "first_half",
             "minute": 13,
             "added": 0,
+            "stats": {"home": no_stats, "away": {**no_stats, "shots": 1, "shots_on_target": 1}},
+            "sent_off": [],
+            "scorers": [
+                {
+                    "team": "away",
+                    "player": "Alexander Scholz",
+                    "minute": 13,
+                    "added": 0,
+                    "own_goal": False,
+                }
+            ],
+            "penalties": None,
         }
         listing = admin.get("/api/matches").json()["matches"]
         mine = next(m for m in listing if m["match"]["id"] == match_id)

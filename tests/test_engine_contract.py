@@ -16,7 +16,7 @@ from ticker.engines.redis import RedisEngine
 from ticker.errors import Conflict, EngineUnavailable, MatchNotFound, NotFound
 from ticker.log import MatchLog
 from ticker.model import Op, seq_key, validate_event_input, validate_match
-from ticker.state import fold
+from ticker.state import fold, initial_state
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +118,7 @@ async def test_append_orders_and_folds(make_engine: EngineFactory) -> None:
         "op": "remove",
         "seq": gone.seq,
         "id": goal.seq,
-        "state": {"score": {"home": 0, "away": 0}, "phase": "first_half", "minute": 0, "added": 0},
+        "state": {**initial_state(), "phase": "first_half"},  # v1.1: no stats yet
     }
     with pytest.raises(NotFound):
         await engine.append("m2", lambda m: m.build_remove(goal.seq))

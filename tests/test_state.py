@@ -25,6 +25,17 @@ MATCH = {
     "home": {"name": "FC København", "short": "FCK"},
     "away": {"name": "SSC Napoli", "short": "NAP"},
 }
+NO_STATS = {
+    "shots": 0,
+    "shots_on_target": 0,
+    "corners": 0,
+    "fouls": 0,
+    "offsides": 0,
+    "yellow_cards": 0,
+    "red_cards": 0,
+    "substitutions": 0,
+}
+V1_KEYS = ("score", "phase", "minute", "added")
 PROPS = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -67,6 +78,10 @@ def test_empty_log_is_pre_match_nil_nil() -> None:
         "phase": "pre_match",
         "minute": 0,
         "added": 0,
+        "stats": {"home": NO_STATS, "away": NO_STATS},
+        "sent_off": [],
+        "scorers": [],
+        "penalties": None,
     }
 
 
@@ -151,6 +166,208 @@ def test_removing_the_kickoff_returns_to_pre_match() -> None:
     post(mlog, T0 + 60, type="comment", text="Det regner i Parken.")
     op = mlog.build_remove(kickoff.seq, now=T0 + 120)
     assert op.data["state"]["phase"] == "pre_match"
+
+
+# v1.1: stats, sent_off, scorers, penalties
+
+
+def counts(**given: int) -> dict[str, int]:
+    return {**NO_STATS, **given}
+
+
+def test_shots_corners_fouls_offsides_substitutions() -> None:
+    state = fold(
+        [
+            ev("kickoff"),
+            ev("goal", 9, team="home", player="Elyounoussi"),
+            ev("miss", 12, team="home"),
+            ev("save", 20, team="home"),  # the home keeper saved: an away shot on target
+            ev("miss", 21, team="away"),
+            ev("corner", 22, team="away"),
+            ev("foul", 23, team="home"),
+            ev("offside", 24, team="away"),
+            ev("substitution", 60, team="home", player_in="A", player_out="B"),
+            ev("var", 61, team="home"),
+            ev("injury", 62, team="away"),
+        ]
+    )
+    assert state["stats"] == {
+        "home": counts(shots=2, shots_on_target=1, fouls=1, substitutions=1),
+        "away": counts(shots=2, shots_on_target=1, corners=1, offsides=1),
+    }
+
+
+def test_own_goal_is_nobodys_shot_and_a_scorer_of_the_side_credited() -> None:
+    state = fold(
+        [
+            ev("kickoff"),
+            ev("goal", 30, 0, team="away", detail="own_goal", player="Kristensen"),
+            ev("goal", 45, 2, team="home", detail="penalty"),
+        ]
+    )
+    assert state["score"] == {"home": 1, "away": 1}
+    assert state["stats"]["away"] == NO_STATS
+    assert state["stats"]["home"] == counts(shots=1, shots_on_target=1)
+    assert state["scorers"] == [
+        {"team": "away", "player": "Kristensen", "minute": 30, "added": 0, "own_goal": True},
+        {"team": "home", "player": None, "minute": 45, "added": 2, "own_goal": False},
+    ]
+
+
+def test_the_shootout_counts_in_penalties_only() -> None:
+    play = [ev("kickoff"), ev("goal", 20, team="home", player="Achouri"), ev("extra_time", 91)]
+    before = fold(play)
+    assert before["penalties"] is None
+    shootout = [
+        ev("penalty_shootout", 120),
+        ev("goal", 120, team="home", detail="penalty", player="Larsson"),
+        ev("save", 120, team="home"),
+        ev("miss", 120, team="home"),
+        ev("yellow_card", 120, team="away", player="Kaba"),
+        ev("goal", 120, team="away", detail="penalty"),
+        ev("goal", 120, team="away", detail="penalty"),
+        ev("full_time", 120),
+        ev("goal", 120, team="home"),  # logged after full time: still after the shootout
+    ]
+    state = fold([*play, *shootout])
+    assert state["penalties"] == {"home": 2, "away": 2}
+    assert state["score"] == before["score"] == {"home": 1, "away": 0}
+    assert state["scorers"] == before["scorers"]
+    assert state["stats"] == before["stats"]
+    assert fold([*play, shootout[0]])["penalties"] == {"home": 0, "away": 0}
+
+
+def test_a_goal_logged_after_the_shootout_and_full_time_is_not_in_the_score() -> None:
+    # The rule is "logged after a penalty_shootout event", not "while the phase is penalties".
+    events = [ev("kickoff"), ev("penalty_shootout", 120), ev("full_time", 120)]
+    assert fold([*events, ev("goal", 120, team="home")])["score"] == {"home": 0, "away": 0}
+
+
+def test_a_second_yellow_for_the_same_player_sends_off() -> None:
+    state = fold(
+        [
+            ev("kickoff"),
+            ev("yellow_card", 10, team="away", player="Alexander Scholz"),
+            ev("yellow_card", 20, team="home", player="Alexander Scholz"),  # the other side
+            ev("yellow_card", 30, team="away", player="Sory Kaba"),
+            ev("yellow_card", 70, team="away", player="  alexander SCHOLZ "),
+        ]
+    )
+    assert state["sent_off"] == [{"team": "away", "player": "  alexander SCHOLZ "}]
+    assert state["stats"]["away"] == counts(yellow_cards=3, red_cards=1)
+    assert state["stats"]["home"] == counts(yellow_cards=1)
+
+
+def test_a_red_card_after_the_second_yellow_is_the_same_sending_off() -> None:
+    state = fold(
+        [
+            ev("yellow_card", 10, team="home", player="Kaba"),
+            ev("yellow_card", 60, team="home", player="Kaba"),
+            ev("red_card", 60, team="home", player="KABA"),
+            ev("yellow_card", 61, team="home", player="Kaba"),  # a third: he is off already
+        ]
+    )
+    assert state["sent_off"] == [{"team": "home", "player": "Kaba"}]
+    assert state["stats"]["home"] == counts(yellow_cards=3, red_cards=1)
+
+
+def test_a_yellow_after_a_straight_red_sends_off_nobody_more() -> None:
+    state = fold(
+        [
+            ev("yellow_card", 10, team="home", player="Kaba"),
+            ev("red_card", 30, team="home", player="Kaba"),
+            ev("yellow_card", 31, team="home", player="Kaba"),
+        ]
+    )
+    assert state["sent_off"] == [{"team": "home", "player": "Kaba"}]
+    assert state["stats"]["home"] == counts(yellow_cards=2, red_cards=1)
+
+
+def test_cards_without_a_player() -> None:
+    state = fold(
+        [
+            ev("yellow_card", 10, team="home"),
+            ev("yellow_card", 20, team="home", player=" "),
+            ev("red_card", 30, team="away"),
+            ev("red_card", 40, team="away", player=""),
+        ]
+    )
+    # Two yellows for nobody named are nobody's second; each red without a name is one more off.
+    assert state["sent_off"] == [{"team": "away", "player": None}] * 2
+    assert state["stats"]["home"] == counts(yellow_cards=2)
+    assert state["stats"]["away"] == counts(red_cards=2)
+
+
+def test_cards_in_the_shootout_send_off_but_count_in_no_stats() -> None:
+    state = fold(
+        [
+            ev("yellow_card", 50, team="home", player="Kaba"),
+            ev("penalty_shootout", 120),
+            ev("yellow_card", 120, team="home", player="Kaba"),
+            ev("red_card", 120, team="away", player="Scholz"),
+        ]
+    )
+    assert state["sent_off"] == [
+        {"team": "home", "player": "Kaba"},
+        {"team": "away", "player": "Scholz"},
+    ]
+    assert state["stats"] == {"home": counts(yellow_cards=1), "away": NO_STATS}
+
+
+def test_events_without_a_team_count_for_nobody() -> None:
+    # The API refuses them; a hand-made log may still hold them.
+    kinds = ["goal", "save", "miss", "corner", "foul", "offside", "substitution", "red_card"]
+    state = fold([ev("kickoff"), *(ev(kind, 5, player="X") for kind in kinds)])
+    assert state == {**fold([ev("kickoff")]), "minute": 5}
+
+
+def test_retracting_a_second_yellow_brings_the_player_back() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    post(mlog, T0 + 60, type="yellow_card", team="away", player="Scholz")
+    second = post(mlog, T0 + 120, type="yellow_card", team="away", player="scholz")
+    assert second.data["state"]["sent_off"] == [{"team": "away", "player": "scholz"}]
+    removal = mlog.build_remove(second.seq, now=T0 + 180)
+    assert removal.data["state"]["sent_off"] == []
+    assert removal.data["state"]["stats"]["away"] == counts(yellow_cards=1)
+    mlog.apply(removal)
+    assert mlog.state == removal.data["state"]
+
+
+def test_correcting_a_name_makes_or_unmakes_a_second_yellow() -> None:
+    mlog = new_log()
+    first = post(mlog, T0, type="yellow_card", team="home", player="Kaba")
+    post(mlog, T0 + 60, type="yellow_card", team="home", player="Scholz")
+    fixed = mlog.build_update(first.seq, {"player": "SCHOLZ"}, now=T0 + 120)
+    assert fixed.data["state"]["sent_off"] == [{"team": "home", "player": "Scholz"}]
+    mlog.apply(fixed)
+    undone = mlog.build_update(first.seq, {"team": "away"}, now=T0 + 180)
+    assert undone.data["state"]["sent_off"] == []
+
+
+def v1(op: Op) -> Op:
+    """The op as a v1 server stored it: `state` without the v1.1 keys."""
+    data = op.data
+    if "state" in data:
+        data = {
+            **data,
+            "state": {k: data["state"][k] for k in ("score", "phase", "minute", "added")},
+        }
+    return Op.from_json(Op(op.seq, data).json)
+
+
+def test_a_v1_log_gets_the_full_state() -> None:
+    mlog = new_log()
+    post(mlog, T0, type="kickoff")
+    post(mlog, T0 + 60, type="yellow_card", team="away", player="Scholz")
+    post(mlog, T0 + 120, type="goal", team="home", player="Kaba")
+    post(mlog, T0 + 180, type="yellow_card", team="away", player="Scholz")
+    old = MatchLog(mlog.id)
+    for op in mlog.ops:
+        assert old.apply(v1(op))
+    assert view(old) == view(mlog)
+    assert [op.data for op in old.ops] == [op.data for op in mlog.ops]
+    assert [op.json for op in old.ops] == [op.json for op in mlog.ops]
 
 
 # The clock
@@ -464,23 +681,90 @@ PHASE_STARTS = {
 
 
 def expected_state(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """PROTOCOL's state, computed from our own list of live events."""
-    score = {"home": 0, "away": 0}
+    """PROTOCOL's state, computed from our own list of live events (docs/protocol-notes.md)."""
     phase = "pre_match"
     for event in events:
-        if event["type"] in PHASE_STARTS:
-            phase = PHASE_STARTS[event["type"]]
-        elif event["type"] == "goal" and phase != "penalties":
-            score[event["team"]] += 1
+        phase = PHASE_STARTS.get(event["type"], phase)
+    cut = next((i for i, e in enumerate(events) if e["type"] == "penalty_shootout"), len(events))
+    play, shootout = events[:cut], events[cut + 1 :]
+
+    def of(kind: str, team: str, among: list[dict[str, Any]] = play) -> list[dict[str, Any]]:
+        return [e for e in among if e["type"] == kind and e.get("team") == team]
+
+    def own(event: dict[str, Any]) -> bool:
+        return event.get("detail") == "own_goal"
+
+    def name(event: dict[str, Any]) -> str | None:
+        return (event.get("player") or "").strip().casefold() or None
+
+    sent_off: list[dict[str, Any]] = []
+    reds = {"home": 0, "away": 0}
+    yellows: dict[tuple[str, str], int] = {}
+    for i, event in enumerate(events):
+        team, key = event.get("team"), (event.get("team"), name(event))
+        if event["type"] not in ("yellow_card", "red_card") or team is None:
+            continue
+        if key in [(s["team"], (s["player"] or "").strip().casefold()) for s in sent_off]:
+            continue
+        if event["type"] == "yellow_card":
+            if key[1] is None:
+                continue
+            yellows[key] = yellows.get(key, 0) + 1
+            if yellows[key] != 2:
+                continue
+        sent_off.append({"team": team, "player": event.get("player") if key[1] else None})
+        reds[team] += i < cut
+    stats = {}
+    for team, other in (("home", "away"), ("away", "home")):
+        on_target = len([e for e in of("goal", team) if not own(e)]) + len(of("save", other))
+        stats[team] = {
+            "shots": on_target + len(of("miss", team)),
+            "shots_on_target": on_target,
+            "corners": len(of("corner", team)),
+            "fouls": len(of("foul", team)),
+            "offsides": len(of("offside", team)),
+            "yellow_cards": len(of("yellow_card", team)),
+            "red_cards": reds[team],
+            "substitutions": len(of("substitution", team)),
+        }
+    goals = [e for e in play if e["type"] == "goal"]
     last = events[-1] if events else {"minute": 0, "added": 0}
-    return {"score": score, "phase": phase, "minute": last["minute"], "added": last["added"]}
+    return {
+        "score": {team: len(of("goal", team)) for team in ("home", "away")},
+        "phase": phase,
+        "minute": last["minute"],
+        "added": last["added"],
+        "stats": stats,
+        "sent_off": sent_off,
+        "scorers": [
+            {
+                "team": e["team"],
+                "player": e.get("player") if name(e) else None,
+                "minute": e["minute"],
+                "added": e["added"],
+                "own_goal": own(e),
+            }
+            for e in goals
+        ],
+        "penalties": None
+        if cut == len(events)
+        else {team: len(of("goal", team, shootout)) for team in ("home", "away")},
+    }
 
 
 teams = st.sampled_from(["home", "away"])
+# Few names, spelt apart by case and spaces, so second yellows and repeat reds happen.
+players = st.sampled_from(["Scholz", " scholz", "SCHOLZ ", "Kaba", "kaba", "", "  "])
+# Cards and shots often, so the v1.1 rules meet each other.
+kinds = st.one_of(
+    st.sampled_from(sorted(EVENT_TYPES)),
+    st.sampled_from(["yellow_card", "yellow_card", "red_card", "goal", "save", "miss"]),
+)
 event_fields = st.fixed_dictionaries(
-    {"type": st.sampled_from(sorted(EVENT_TYPES))},
+    {"type": kinds},
     optional={
         "team": teams,
+        "player": players,
         "minute": st.integers(0, 150),
         "added": st.integers(0, 30),
         "detail": st.sampled_from(["own_goal", "penalty", "header"]),
@@ -490,8 +774,9 @@ event_fields = st.fixed_dictionaries(
 correction_fields = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(sorted(EVENT_TYPES)),
+        "type": kinds,
         "team": st.one_of(st.none(), teams),
+        "player": st.one_of(st.none(), players),
         "minute": st.integers(0, 150),
         "added": st.integers(0, 30),
         "detail": st.one_of(st.none(), st.just("own_goal")),
@@ -509,6 +794,28 @@ actions = st.lists(
     ),
     max_size=30,
 )
+
+
+# Sessions dense in what v1.1 counts: every event has a team, shoot-outs and cards are common.
+v11_fields = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(
+            ["yellow_card"] * 4 + ["red_card", "goal", "save", "miss", "corner", "penalty_shootout"]
+        ),
+        "team": teams,
+    },
+    optional={"player": players, "detail": st.just("own_goal"), "minute": st.integers(0, 150)},
+)
+v11_actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), v11_fields, clock_step),
+        st.tuples(st.just("update"), st.integers(0, 50), correction_fields, clock_step),
+        st.tuples(st.just("remove"), st.integers(0, 50), clock_step),
+    ),
+    min_size=5,
+    max_size=40,
+)
+any_actions = st.one_of(actions, v11_actions)
 
 
 def play(steps: list[tuple[Any, ...]]) -> tuple[MatchLog, list[Op]]:
@@ -550,7 +857,7 @@ def play(steps: list[tuple[Any, ...]]) -> tuple[MatchLog, list[Op]]:
 
 
 @PROPS
-@given(actions)
+@given(any_actions)
 def test_every_op_carries_the_state_of_the_live_events(steps: list[tuple[Any, ...]]) -> None:
     _, ops = play(steps)
     for op in ops:
@@ -561,7 +868,7 @@ def test_every_op_carries_the_state_of_the_live_events(steps: list[tuple[Any, ..
 
 
 @PROPS
-@given(actions)
+@given(any_actions)
 def test_replaying_the_log_gives_the_same_view(steps: list[tuple[Any, ...]]) -> None:
     mlog, ops = play(steps)
     replay = MatchLog(mlog.id)
@@ -606,8 +913,77 @@ def test_goal_then_var_retraction_restores_the_state(
     now = T0 + 10_000 + step
     fields = {"type": "goal", "team": team, **({"detail": detail} if detail else {})}
     goal = post(mlog, now, **fields)
-    if mlog.state["phase"] != "penalties":
+    if mlog.state["penalties"] is None:
         scored = before["score"][team] + 1
         assert goal.data["state"]["score"][team] == scored
     removal = mlog.build_remove(goal.seq, now=now)
     assert removal.data["state"] == before
+
+
+@PROPS
+@given(any_actions, st.one_of(event_fields, v11_fields), clock_step)
+def test_any_event_added_then_removed_restores_the_state(
+    steps: list[tuple[Any, ...]], fields: dict[str, Any], step: float
+) -> None:
+    mlog, _ = play(steps)
+    before = mlog.state
+    try:
+        added = post(mlog, T0 + 10_000 + step, **fields)
+    except Invalid:
+        return
+    assert mlog.build_remove(added.seq, now=T0 + 10_000).data["state"] == before
+
+
+@PROPS
+@given(any_actions)
+def test_a_v1_log_replays_to_the_same_view(steps: list[tuple[Any, ...]]) -> None:
+    mlog, ops = play(steps)
+    old = MatchLog(mlog.id)
+    for op in ops:
+        assert old.apply(v1(op))
+    assert view(old) == view(mlog)
+    assert [op.json for op in old.ops] == [op.json for op in ops]
+
+
+@PROPS
+@given(any_actions)
+def test_card_and_shot_invariants(steps: list[tuple[Any, ...]]) -> None:
+    mlog, _ = play(steps)
+    state, events = mlog.state, list(mlog.events.values())
+    kinds = [e["type"] for e in events]
+    cut = kinds.index("penalty_shootout") if "penalty_shootout" in kinds else len(kinds)
+    cards = [e for e in events if e["type"] in ("yellow_card", "red_card")]
+    late_cards = [e for e in events[cut:] if e["type"] in ("yellow_card", "red_card")]
+    stats = state["stats"]
+    reds = stats["home"]["red_cards"] + stats["away"]["red_cards"]
+    # Every sending-off before the shootout is one red card in the stats, and back.
+    assert reds <= len(state["sent_off"]) <= reds + len(late_cards)
+    if not late_cards:
+        assert reds == len(state["sent_off"])
+    # A named player is sent off at most once; reds and second yellows are the only way.
+    named = [(s["team"], s["player"].strip().casefold()) for s in state["sent_off"] if s["player"]]
+    assert len(named) == len(set(named))
+    assert len(state["sent_off"]) <= len(cards)
+    for side in ("home", "away"):
+        side_stats = stats[side]
+        assert side_stats["yellow_cards"] == len(
+            [e for e in events[:cut] if e["type"] == "yellow_card" and e["team"] == side]
+        )
+        assert side_stats["red_cards"] <= side_stats["yellow_cards"] // 2 + len(
+            [e for e in events[:cut] if e["type"] == "red_card" and e["team"] == side]
+        )
+        assert 0 <= side_stats["shots_on_target"] <= side_stats["shots"]
+    goals = sum(state["score"].values())
+    assert len(state["scorers"]) == goals
+    assert (state["penalties"] is None) == (cut == len(events))
+    if state["penalties"] is not None:
+        assert sum(state["penalties"].values()) == kinds[cut:].count("goal")
+
+
+def test_an_event_op_stored_without_state_gets_the_folded_one() -> None:
+    mlog = new_log()
+    goal = post(mlog, T0, type="goal", team="home")
+    bare = MatchLog(mlog.id)
+    bare.apply(mlog.ops[0])
+    assert bare.apply(Op(goal.seq, {k: v for k, v in goal.data.items() if k != "state"}))
+    assert bare.ops[-1].data == goal.data and bare.state == mlog.state

@@ -14,7 +14,7 @@ from typing import Any
 
 from ticker.errors import Invalid, NotFound
 from ticker.model import Op, check_event
-from ticker.state import clock, fold, initial_state
+from ticker.state import V11_KEYS, Tally, clock, tally
 from ticker.wire import Message, dumps
 
 # Minute written for a period-start event that comes without one.
@@ -36,7 +36,8 @@ class MatchLog:
         self.ops: list[Op] = []
         self.index: dict[str, int] = {}
         self.events: dict[str, dict[str, Any]] = {}
-        self.state: dict[str, Any] = initial_state()
+        self.tally = Tally()  # the fold of `events`, kept so an add can step it
+        self.state: dict[str, Any] = self.tally.state()
         self._snapshots: dict[tuple[str, bool], Message] = {}
 
     @property
@@ -49,18 +50,31 @@ class MatchLog:
             return False
         data = op.data
         kind = data["op"]
-        if kind in ("add", "update"):
-            event = data["event"]
-            self.events[event["id"]] = event
-        elif kind == "remove":
-            self.events.pop(data["id"], None)
-        elif kind == "match":
+        if kind == "match":
             self.match = data["match"]
-        if "state" in data:
-            self.state = data["state"]
+        elif kind in ("add", "update", "remove"):
+            self._fold_in(data)
+            if not data.get("state", {}).keys() >= V11_KEYS:
+                # An op of a v1 log: it goes out again (resume, /ops) with the full state.
+                op = Op(op.seq, {**data, "state": self.state})
         self.index[op.seq] = len(self.ops)
         self.ops.append(op)
         return True
+
+    def _fold_in(self, data: dict[str, Any]) -> None:
+        """Take an event op into the live events and the state, which is their fold."""
+        if data["op"] == "remove":
+            self.events.pop(data["id"], None)
+            self.tally = tally(self.events.values())
+        else:
+            event = data["event"]
+            appended = event["id"] not in self.events
+            self.events[event["id"]] = event
+            if appended:  # the newest live event: stepping equals folding again
+                self.tally.step(event)
+            else:  # a correction may change anything after it: fold again
+                self.tally = tally(self.events.values())
+        self.state = self.tally.state()
 
     def since(self, seq: str) -> list[Op] | None:
         """Ops after `seq`, or None when `seq` is not in this log (the client must reset)."""
@@ -104,12 +118,17 @@ class MatchLog:
         return f"{ms}-0"
 
     def _with(self, event: dict[str, Any], removed: str | None = None) -> dict[str, Any]:
+        """The state after adding, correcting or removing one event (the log unchanged)."""
+        if removed is None and event["id"] not in self.events:
+            after = self.tally.copy()
+            after.step(event)
+            return after.state()
         events = dict(self.events)
         if removed is not None:
             del events[removed]
         else:
             events[event["id"]] = event
-        return fold(events.values())
+        return tally(events.values()).state()
 
     def build_add(self, fields: dict[str, Any], author: str, now: float | None = None) -> Op:
         now = time.time() if now is None else now
