@@ -86,6 +86,22 @@ def test_any_split_of_the_bytes_gives_the_same_messages(cuts: list[int]) -> None
     assert got == [(TEXT, "x" * 300), (PING, b"hi"), (BINARY, b"\x00" * 70 + b"\x01" * 5)]
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 9), max_size=60))
+def test_text_split_inside_characters_and_masks_reads_the_same(cuts: list[int]) -> None:
+    """Text is decoded as it arrives: a read may end inside a character or a mask cycle."""
+    text = "Mål! ø æ 😀 " * 8
+    data = frame(TEXT, text[:40].encode(), fin=False) + frame(0, text[40:].encode())
+    reader = FrameReader(1 << 20)
+    got: list[tuple[int, object]] = []
+    pos = 0
+    for cut in cuts:
+        got += reader.feed(data[pos : pos + cut])
+        pos += cut
+    got += reader.feed(data[pos:])
+    assert got == [(TEXT, text)]
+
+
 def test_dropped_data_is_skipped_unkept_across_reads() -> None:
     big = frame(TEXT, b"y" * 100_000)
     reader = FrameReader(max_size=10)  # far below the frame: dropping ignores the limit

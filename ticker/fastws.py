@@ -326,7 +326,7 @@ class TickerWebSocketProtocol(_Endpoint):
             self.close(1012, "server restarting")
             self._deliver({"type": "websocket.disconnect", "code": 1012})
         elif self.state == _CONNECTING:
-            self.transport.close()
+            self._finish()
 
     # Handshake
 
