@@ -6,15 +6,22 @@ keepalive timer per connection, and keep all of it for the connection's life. A 
 needs none of that once it has its catch-up: it only has to receive frames. This
 protocol does the RFC 6455 handshake itself, speaks ASGI to the app as usual, and
 offers one extension, `ticker.raw`, in the scope. After `websocket.accept` the app may
-call `scope["extensions"]["ticker.raw"].adopt()` and return: the connection stays open,
-owned by the hub, with no task, no queue and no copy of the request. Per fan the hub
-keeps one bound `transport.write`; an idle fan costs a few KiB; a delivery is one write
-of bytes made once for all fans.
+call `scope["extensions"]["ticker.raw"].adopt(...)` and return: the transport gets a
+small protocol of its own (`AdoptedFan`), owned by the hub, with no task, no queue and
+no copy of the request. Per fan the hub keeps one bound `transport.write`; an idle fan
+costs a few KiB; a delivery is one write of bytes made once for all fans.
 
-An adopted connection answers pings and the closing handshake, tracks pongs for the
-hub's keepalive loop, and skips data frames unbuffered (a fan sends nothing the server
-acts on). Its write buffer passing the high-water mark calls `on_slow` (the hub closes
-it with 4408). uvicorn's graceful shutdown closes it with 1012.
+An adopted fan answers pings and the closing handshake, tracks pongs for the hub's
+keepalive loop, and skips data frames unbuffered (a fan sends nothing the server acts
+on). Its write buffer passing the high-water mark calls `on_slow` (the hub closes it
+with 4408); the mark is set before the first byte of its catch-up is written. uvicorn's
+graceful shutdown closes it with 1012.
+
+A peer that breaks the protocol is failed at once: the close frame goes out, nothing
+more is read, and the server closes the TCP connection. Every close is bounded: a peer
+that does not finish the closing handshake within CLOSE_TIMEOUT, or does not answer a
+keepalive ping, is aborted, reset when bytes for it are stuck in the kernel, never left
+waiting for a drain that will not come.
 
 For other ASGI servers (or `TICKER_WS=plain`) `streams.py` serves the same hub through
 plain ASGI sends. Select this one with `uvicorn --ws ticker.fastws:TickerWebSocketProtocol`.
@@ -24,9 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import fcntl
 import hashlib
 import logging
+import socket
 import struct
+import termios
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from http import HTTPStatus
@@ -35,7 +46,7 @@ from urllib.parse import unquote
 
 from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
 
-from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError
+from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError, parse_close
 from ticker.wire import ws_close_frame, ws_frame
 
 EXTENSION = "ticker.raw"
@@ -43,14 +54,12 @@ CLOSE_TIMEOUT = 5.0
 MAX_HEAD = 16384
 PING_FRAME = ws_frame(PING, b"")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_CONNECTING, _OPEN, _CLOSING, _CLOSED = range(4)
+_CONNECTING, _OPEN, _CLOSING, _CLOSED, _ADOPTED = range(5)
 _INBOX_LIMIT = 16  # messages queued for an app that is not reading: then stop reading
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # Linux: unsent bytes of a socket
 
 log = logging.getLogger("uvicorn.error")
-
-
-def _nothing() -> None:
-    pass
 
 
 def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
@@ -66,35 +75,172 @@ def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-class TickerWebSocketProtocol(asyncio.Protocol):
-    """One WebSocket connection: handshake, ASGI bridge, and (once adopted) a fan."""
+def _abort(transport: asyncio.Transport) -> None:
+    """Drop a connection now. If bytes for the peer are still queued (it stopped reading),
+    reset it: a plain close would leave the kernel retrying a zero window for minutes,
+    holding its buffers."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            queued = transport.get_write_buffer_size() or _TIOCOUTQ is None
+            if not queued and _TIOCOUTQ is not None:  # what the kernel still holds for it
+                unsent = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+                queued = struct.unpack("i", unsent)[0]
+            if queued:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
+
+
+class _Endpoint(asyncio.Protocol):
+    """The WebSocket end both protocols share: control frames, closing, failing, pings."""
+
+    __slots__ = ("awaiting_pong", "close_timer", "reader", "state", "transport", "write")
+    transport: asyncio.Transport
+    write: Callable[[bytes], None]
+    state: int
+    reader: FrameReader
+    awaiting_pong: bool
+    close_timer: asyncio.TimerHandle | None
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake; the socket goes when the client answers, or is
+        aborted after CLOSE_TIMEOUT."""
+        if self.state != _OPEN:
+            return
+        self.state = _CLOSING
+        self.write(ws_close_frame(code, reason))
+        self._deadline()
+
+    def abort(self) -> None:
+        _abort(self.transport)
+
+    def keepalive(self) -> None:
+        """Ping; a connection that did not answer the previous ping is aborted (it may not
+        be reading at all, so a closing handshake could wait forever)."""
+        if self.awaiting_pong:
+            self.close(1011, "keepalive ping timeout")
+            self.abort()
+        elif self.state == _OPEN:
+            self.awaiting_pong = True
+            self.write(PING_FRAME)
+
+    def _deadline(self) -> None:
+        if self.close_timer is None:
+            loop = asyncio.get_running_loop()
+            self.close_timer = loop.call_later(CLOSE_TIMEOUT, self.abort)
+
+    def _finish(self) -> None:
+        """The closing handshake is over, or failed: the server closes TCP first (RFC 6455
+        §7.1.1). `transport.close` stops reading at once and flushes what is queued."""
+        self.state = _CLOSED
+        self.transport.close()
+        self._deadline()
+
+    def _fail(self, exc: ProtocolError) -> None:
+        if self.state == _OPEN:
+            self.write(ws_close_frame(exc.code, exc.reason))
+        self._finish()
+
+    def _control(self, opcode: int, payload: bytes) -> int | None:
+        """Act on a control frame; returns the peer's close code when it closed."""
+        if opcode == PING:
+            if self.state == _OPEN:
+                self.write(ws_frame(PONG, payload))
+        elif opcode == PONG:
+            self.awaiting_pong = False
+        elif opcode == CLOSE:
+            code = parse_close(payload)[0]
+            if self.state == _OPEN:
+                self.write(ws_frame(CLOSE, payload[:2]))  # echo the code (none for none)
+            self._finish()
+            return code
+        return None
+
+
+def _ignore(fan: AdoptedFan) -> None:
+    pass
+
+
+class AdoptedFan(_Endpoint):
+    """A fan's connection once the hub owns it: only what receiving frames needs."""
+
+    __slots__ = ("connections", "on_lost", "on_slow")
+
+    def __init__(
+        self,
+        bridge: TickerWebSocketProtocol,
+        on_lost: Callable[[AdoptedFan], None],
+        on_slow: Callable[[AdoptedFan], None],
+    ) -> None:
+        self.transport = bridge.transport
+        self.write = bridge.write
+        self.reader = bridge.reader
+        self.connections = bridge.connections
+        self.state = _OPEN
+        self.awaiting_pong = False
+        self.close_timer: asyncio.TimerHandle | None = None
+        self.on_lost = on_lost
+        self.on_slow = on_slow
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for opcode, payload in self.reader.feed(data, drop_data=True):
+                self._control(opcode, payload)  # type: ignore[arg-type]
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def pause_writing(self) -> None:
+        # Called from inside transport.write, maybe mid fan-out loop: act after it.
+        asyncio.get_running_loop().call_soon(self.on_slow, self)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        self.state = _CLOSED
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        on_lost, self.on_lost = self.on_lost, _ignore
+        on_lost(self)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: tell the fan to come back (with `since`)."""
+        self.close(1012, "server restarting")
+
+    def drop(self, code: int, reason: str, deadline: float) -> None:
+        """Close a fan that cannot keep up: the close frame goes after what it was sent, and
+        TCP closes once all of it is flushed, without waiting for a reply (a fan too slow
+        to read its buffer is slower still to answer). Not flushed within `deadline`
+        seconds: aborted."""
+        if self.state != _OPEN:
+            return
+        self.write(ws_close_frame(code, reason))
+        self.state = _CLOSED
+        self.transport.close()
+        self.close_timer = asyncio.get_running_loop().call_later(deadline, self.abort)
+
+
+class TickerWebSocketProtocol(_Endpoint):
+    """One WebSocket connection: handshake and ASGI bridge, until the hub adopts it."""
 
     __slots__ = (
         "_buf",
-        "_close_timer",
         "_connect_sent",
         "_denial",
         "_inbox",
         "_inbox_waiter",
         "_key",
-        "_reader",
         "_writable",
-        "adopted",
         "app",
         "app_state",
-        "awaiting_pong",
         "close_code",
         "config",
         "connections",
         "default_headers",
-        "on_lost",
-        "on_slow",
         "read_paused",
         "scope",
-        "state",
         "tasks",
-        "transport",
-        "write",
     )
 
     def __init__(
@@ -113,24 +259,23 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.write: Callable[[bytes], None] = _nothing  # type: ignore[assignment]
+        self.write: Callable[[bytes], None] = None  # type: ignore[assignment]
         self.state = _CONNECTING
         self.scope: dict[str, Any] | None = None
         self._key = b""
         self._connect_sent = False
         self._denial: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
         self._buf = b""
-        self._reader = FrameReader(config.ws_max_size)
-        self._inbox: deque[dict[str, Any]] | None = None
+        self.reader = FrameReader(config.ws_max_size)
+        # ASGI messages for the app, in order; a ProtocolError in it fails the connection
+        # once the app has read what came before it.
+        self._inbox: deque[dict[str, Any] | ProtocolError] | None = None
         self._inbox_waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
+        self.close_timer: asyncio.TimerHandle | None = None
         self.read_paused = False
-        self.adopted = False
         self.awaiting_pong = False
         self.close_code = 1006
-        self.on_lost: Callable[[], None] = _nothing
-        self.on_slow: Callable[[], None] = _nothing
 
     # asyncio.Protocol
 
@@ -141,8 +286,8 @@ class TickerWebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.state == _CONNECTING:
-            if self.scope is not None:
-                self._buf += data  # early frames wait for the handshake to finish
+            if self.scope is not None:  # reading is paused; bytes already read wait too
+                self._buf += data
                 return
             buf = self._buf + data
             end = buf.find(b"\r\n\r\n")
@@ -151,18 +296,14 @@ class TickerWebSocketProtocol(asyncio.Protocol):
                     self._reject(431, b"request head too large")
                 self._buf = buf
                 return
-            self._buf = buf[end + 4 :]
+            self._buf = buf[end + 4 :]  # frames that came with the head wait for `accept`
             self._handshake(buf[:end])
-            return
-        self._frames(data)
+        elif self.state in (_OPEN, _CLOSING):
+            self._frames(data)
 
     def pause_writing(self) -> None:
-        loop = asyncio.get_running_loop()
         if self._writable is None or self._writable.done():
-            self._writable = loop.create_future()
-        if self.adopted:
-            # Called from inside transport.write, maybe mid fan-out loop: act after it.
-            loop.call_soon(self.on_slow)
+            self._writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -174,12 +315,10 @@ class TickerWebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self.state = _CLOSED
-        if self._close_timer is not None:
-            self._close_timer.cancel()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
         self.resume_writing()
         self._deliver({"type": "websocket.disconnect", "code": self.close_code})
-        on_lost, self.on_lost = self.on_lost, _nothing
-        on_lost()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: tell the client to come back (with `since`)."""
@@ -187,18 +326,15 @@ class TickerWebSocketProtocol(asyncio.Protocol):
             self.close(1012, "server restarting")
             self._deliver({"type": "websocket.disconnect", "code": 1012})
         elif self.state == _CONNECTING:
-            self.transport.close()
+            self._finish()
 
     # Handshake
 
     def _reject(
         self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        self.state = _CLOSED
-        self.transport.write(
-            _http_response(status, [*self.default_headers, *(headers or [])], body)
-        )
-        self.transport.close()
+        self.write(_http_response(status, [*self.default_headers, *(headers or [])], body))
+        self._finish()
 
     def _handshake(self, head: bytes) -> None:
         lines = head.split(b"\r\n")
@@ -249,6 +385,8 @@ class TickerWebSocketProtocol(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}, EXTENSION: self},
         }
         self._key = key
+        # Nothing more is read until the app accepts: a client cannot queue bytes here.
+        self.transport.pause_reading()
         task = asyncio.get_running_loop().create_task(self._run_asgi(self.scope))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -267,8 +405,12 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         if self.state == _CONNECTING:
             log.error("ASGI callable returned without completing the handshake.")
             self._reject(500, b"Internal Server Error")
-        elif self.state == _OPEN and not self.adopted:
-            self.close(1000)
+        elif self.state == _OPEN:
+            pending = [m for m in self._inbox or () if isinstance(m, ProtocolError)]
+            if pending:  # the app never read up to the client's protocol error
+                self._fail(pending[0])
+            else:
+                self.close(1000)
 
     # The ASGI side
 
@@ -277,19 +419,21 @@ class TickerWebSocketProtocol(asyncio.Protocol):
             self._connect_sent = True
             return {"type": "websocket.connect"}
         while not self._inbox:
-            if self.state == _CLOSED:
+            if self.state in (_CLOSED, _ADOPTED):
                 return {"type": "websocket.disconnect", "code": self.close_code}
             self._inbox_waiter = asyncio.get_running_loop().create_future()
             await self._inbox_waiter
-        assert self._inbox is not None
         message = self._inbox.popleft()
-        if self.read_paused and len(self._inbox) < _INBOX_LIMIT // 2:
+        if isinstance(message, ProtocolError):
+            self._fail(message)
+            return {"type": "websocket.disconnect", "code": message.code}
+        if self.read_paused and len(self._inbox) < _INBOX_LIMIT // 2 and not self.reader.done:
             self.read_paused = False
             self.transport.resume_reading()
         return message
 
-    def _deliver(self, message: dict[str, Any]) -> None:
-        if self.adopted:
+    def _deliver(self, message: dict[str, Any] | ProtocolError) -> None:
+        if self.state == _ADOPTED:
             return
         if self._inbox is None:
             self._inbox = deque()
@@ -352,6 +496,7 @@ class TickerWebSocketProtocol(asyncio.Protocol):
         head += [n + b": " + v for n, v in (*self.default_headers, *message.get("headers", []))]
         self.write(b"\r\n".join(head) + b"\r\n\r\n")
         self.state = _OPEN
+        self.transport.resume_reading()
         if self._buf:  # frames that came with the handshake
             early, self._buf = self._buf, b""
             self._frames(early)
@@ -360,64 +505,54 @@ class TickerWebSocketProtocol(asyncio.Protocol):
 
     def _frames(self, data: bytes) -> None:
         try:
-            for opcode, payload in self._reader.feed(data, drop_data=self.adopted):
+            for opcode, payload in self.reader.feed(data, drop_data=self.state != _OPEN):
                 if opcode == TEXT:
                     self._deliver({"type": "websocket.receive", "text": payload})
                 elif opcode == BINARY:
                     self._deliver({"type": "websocket.receive", "bytes": payload})
                 else:
-                    self._control(opcode, payload)  # type: ignore[arg-type]
-                if self.state == _CLOSED:
-                    return
+                    code = self._control(opcode, payload)  # type: ignore[arg-type]
+                    if code is not None:
+                        self.close_code = code
+                        self._deliver({"type": "websocket.disconnect", "code": code})
         except ProtocolError as exc:
-            self.close(exc.code, exc.reason)
-
-    def _control(self, opcode: int, payload: bytes) -> None:
-        if opcode == PING:
-            self.write(ws_frame(PONG, payload))
-        elif opcode == PONG:
-            self.awaiting_pong = False
-        elif opcode == CLOSE:
-            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-            self.close_code = code
-            if self.state == _OPEN:
-                self.write(ws_frame(CLOSE, payload[:2]))
-                self._deliver({"type": "websocket.disconnect", "code": code})
-            self.state = _CLOSED
-            self.transport.close()
+            self.close_code = exc.code
+            self._deadline()
+            if self._inbox and self.state == _OPEN:
+                # Messages before the bad frame are the app's to read first (it may answer
+                # them); it fails when the app reaches this point. Until then, read nothing.
+                self.read_paused = True
+                self.transport.pause_reading()
+                self._deliver(exc)
+            else:
+                self._fail(exc)
+                self._deliver({"type": "websocket.disconnect", "code": exc.code})
 
     # The hub's side
 
-    def adopt(self, high_water: int) -> TickerWebSocketProtocol | None:
-        """Keep the connection open after the app returns; the hub owns it from now on."""
-        if self.state != _OPEN:
+    def adopt(
+        self,
+        high_water: int,
+        on_lost: Callable[[AdoptedFan], None],
+        on_slow: Callable[[AdoptedFan], None],
+    ) -> AdoptedFan | None:
+        """Hand the connection to the hub: the app returns and the transport gets a small
+        protocol of its own. The slow-fan guard (`high_water`, `on_slow`) is in place
+        before this returns, so before the caller writes the catch-up."""
+        if self.state != _OPEN or self.reader.done:
             return None
-        self.adopted = True
+        fan = AdoptedFan(self, on_lost, on_slow)
+        self.state = _ADOPTED
         self.scope = None
         self._inbox = None
+        self.connections.discard(self)
+        self.connections.add(fan)
+        self.transport.set_protocol(fan)
         self.transport.set_write_buffer_limits(high=high_water)
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
-        return self
-
-    def close(self, code: int, reason: str = "") -> None:
-        """Start the closing handshake; the socket goes when the client answers, or soon after."""
-        if self.state != _OPEN:
-            return
-        self.state = _CLOSING
-        self.write(ws_close_frame(code, reason))
-        loop = asyncio.get_running_loop()
-        self._close_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.close)
-
-    def keepalive(self) -> None:
-        """Ping; a connection that did not answer the previous ping is dropped."""
-        if self.awaiting_pong:
-            self.close(1011, "keepalive ping timeout")
-            self.transport.close()
-        elif self.state == _OPEN:
-            self.awaiting_pong = True
-            self.write(PING_FRAME)
+        return fan
 
 
 def raw_channel(scope: MutableMapping[str, Any]) -> TickerWebSocketProtocol | None:
@@ -426,4 +561,4 @@ def raw_channel(scope: MutableMapping[str, Any]) -> TickerWebSocketProtocol | No
     return channel if isinstance(channel, TickerWebSocketProtocol) else None
 
 
-Fan = TickerWebSocketProtocol
+Fan = AdoptedFan

@@ -183,7 +183,7 @@ class Hub:
                 sink.close(code, reason)
 
     async def keepalive(self, interval: float) -> None:
-        """Ping every raw fan each `interval`; one silent for a whole interval is closed.
+        """Ping every raw fan each `interval`; one silent for a whole interval is aborted.
 
         One loop for the process instead of a timer per connection.
         """

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ticker.errors import EngineUnavailable, MatchNotFound
-from ticker.fastws import Fan, raw_channel
+from ticker.fastws import CLOSE_TIMEOUT, Fan, TickerWebSocketProtocol, raw_channel
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
 from ticker.model import MATCH_ID_RE, is_seq
 from ticker.wire import Message
@@ -39,6 +40,8 @@ class QueuedSink:
         self.closed: tuple[int, str] | None = None
 
     def __call__(self, group: Group, backlog: list[Message]) -> None:
+        if len(backlog) > self.limit:  # it would be closed before it got anything
+            backlog = [group.log.snapshot(reset=True)]
         for msg in backlog:
             self.push(msg)
         self.group = group
@@ -120,25 +123,42 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _serve_queued(websocket, sink)
 
 
-def _adopt(hub: Hub, websocket: WebSocket, raw: Fan) -> Callable[[Group, list[Message]], None]:
+def _adopt(
+    hub: Hub, websocket: WebSocket, raw: TickerWebSocketProtocol
+) -> Callable[[Group, list[Message]], None]:
     """The raw path: the hub takes the socket over; catch-up frames, then live ones."""
+    settings = websocket.app.state.settings
+    limit = int(settings.client_buffer)
+    # A slow fan gets as long to read what it was sent as a silent one gets to answer a ping.
+    deadline = max(CLOSE_TIMEOUT, settings.ping_interval)
 
     def attach(group: Group, backlog: list[Message]) -> None:
-        fan = raw.adopt(websocket.app.state.settings.client_buffer)
+        # The slow-fan guard is set by `adopt`, before the first byte of the catch-up.
+        too_slow = partial(_too_slow, hub, group, deadline)
+        fan = raw.adopt(limit, partial(hub.remove, group), too_slow)
         if fan is None:
             return
+        if _bytes_over(backlog, limit):  # it could never be sent before the guard trips
+            backlog = [group.log.snapshot(reset=True)]
         for msg in backlog:
             fan.write(msg.frame)
-        fan.on_lost = lambda: hub.remove(group, fan)
-        fan.on_slow = lambda: _too_slow(hub, group, fan)
         hub.add_raw(group, fan)
 
     return attach
 
 
-def _too_slow(hub: Hub, group: Group, fan: Fan) -> None:
+def _bytes_over(backlog: list[Message], limit: int) -> bool:
+    size = 0
+    for msg in backlog:
+        size += len(msg.json)
+        if size > limit:
+            return True
+    return False
+
+
+def _too_slow(hub: Hub, group: Group, deadline: float, fan: Fan) -> None:
     hub.remove(group, fan)
-    fan.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
+    fan.drop(CLOSE_TOO_SLOW, "too slow; reconnect with since", deadline)
 
 
 async def _serve_queued(websocket: WebSocket, sink: QueuedSink) -> None:
