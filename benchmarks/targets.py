@@ -194,6 +194,8 @@ class Ticker(Target):
         env = {k: v for k, v in os.environ.items() if not k.startswith("TICKER_")}
         env.update(ctx.ticker_env)
         env["TICKER_ADMIN_TOKEN"] = ADMIN_TOKEN
+        # Every benchmark fan comes from 127.0.0.1: lift the per-address stream limit.
+        env.setdefault("TICKER_MAX_STREAMS_PER_ADDRESS", "1000000")
         if self.engine == "redis":
             if ctx.redis_url is None:
                 raise RuntimeError("the Redis engine needs the benchmark's redis-server")

@@ -530,6 +530,10 @@ class TickerWebSocketProtocol(_Endpoint):
 
     # The hub's side
 
+    @property
+    def adopted(self) -> bool:
+        return self.state == _ADOPTED
+
     def adopt(
         self,
         high_water: int,

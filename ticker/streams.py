@@ -7,20 +7,25 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ticker.api import JSONResponse
 from ticker.errors import EngineUnavailable, MatchNotFound
 from ticker.fastws import CLOSE_TIMEOUT, Fan, TickerWebSocketProtocol, raw_channel
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
+from ticker.limits import Limited
 from ticker.model import MATCH_ID_RE, is_seq
 from ticker.wire import Message
 
 CLOSE_UNKNOWN_MATCH = 4404
 CLOSE_TRY_AGAIN = 1013
 SSE_HEARTBEAT = 15.0
+SLOT_RETRY_AFTER = 10  # seconds a client over its address's stream limit is told to wait
 
 
 class QueuedSink:
@@ -93,7 +98,35 @@ def _since(value: str | None) -> str | None:
     return value if is_seq(value) else "0-0"
 
 
+def _slot(conn: HTTPConnection) -> Callable[[], None] | None:
+    """Take one of the client address's stream slots: its release, or None when the
+    address has none left (a 429 before the upgrade or the stream's headers)."""
+    slots = conn.app.state.stream_slots
+    address = conn.app.state.limits.address(conn.scope)
+    return partial(slots.release, address) if slots.acquire(address) else None
+
+
+def _too_many_streams() -> Response:
+    exc = Limited("too many streams from your address; retry later", SLOT_RETRY_AFTER)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    release = _slot(websocket)
+    if release is None:
+        await websocket.send_denial_response(_too_many_streams())
+        return
+    raw = raw_channel(websocket.scope)
+    try:
+        await _websocket(websocket, raw, release)
+    finally:
+        if raw is None or not raw.adopted:  # an adopted fan releases when it is lost
+            release()
+
+
+async def _websocket(
+    websocket: WebSocket, raw: TickerWebSocketProtocol | None, release: Callable[[], None]
+) -> None:
     hub: Hub = websocket.app.state.hub
     match_id = websocket.path_params["match_id"]
     since = _since(websocket.query_params.get("since"))
@@ -104,11 +137,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if not MATCH_ID_RE.match(match_id):
         await websocket.close(CLOSE_UNKNOWN_MATCH, "unknown match")
         return
-    raw = raw_channel(websocket.scope)
     sink: QueuedSink | None = None
     attach: Callable[[Group, list[Message]], None]
     if raw is not None:
-        attach = _adopt(hub, websocket, raw)
+        attach = _adopt(hub, websocket, raw, release)
     else:
         attach = sink = _queued(hub, websocket)
     try:
@@ -124,7 +156,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 def _adopt(
-    hub: Hub, websocket: WebSocket, raw: TickerWebSocketProtocol
+    hub: Hub, websocket: WebSocket, raw: TickerWebSocketProtocol, release: Callable[[], None]
 ) -> Callable[[Group, list[Message]], None]:
     """The raw path: the hub takes the socket over; catch-up frames, then live ones."""
     settings = websocket.app.state.settings
@@ -135,7 +167,7 @@ def _adopt(
     def attach(group: Group, backlog: list[Message]) -> None:
         # The slow-fan guard is set by `adopt`, before the first byte of the catch-up.
         too_slow = partial(_too_slow, hub, group, deadline)
-        fan = raw.adopt(limit, partial(hub.remove, group), too_slow)
+        fan = raw.adopt(limit, partial(_lost, hub, group, release), too_slow)
         if fan is None:
             return
         if _bytes_over(backlog, limit):  # it could never be sent before the guard trips
@@ -145,6 +177,11 @@ def _adopt(
         hub.add_raw(group, fan)
 
     return attach
+
+
+def _lost(hub: Hub, group: Group, release: Callable[[], None], fan: Fan) -> None:
+    hub.remove(group, fan)
+    release()
 
 
 def _bytes_over(backlog: list[Message], limit: int) -> bool:
@@ -197,6 +234,9 @@ async def sse_endpoint(request: Request) -> Response:
     if not MATCH_ID_RE.match(match_id):
         raise MatchNotFound(f"no match {match_id[:64]}", "match_id")
     await hub.join(match_id, None, _ignore)  # an unknown match is a 404, before the headers
+    release = _slot(request)
+    if release is None:
+        return _too_many_streams()
     sink = _queued(hub, request)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -210,4 +250,18 @@ async def sse_endpoint(request: Request) -> Response:
             sink.leave()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return _SlotStream(release, stream(), media_type="text/event-stream", headers=headers)
+
+
+class _SlotStream(StreamingResponse):
+    """A stream that gives its address's slot back however it ends (even unstarted)."""
+
+    def __init__(self, release: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
