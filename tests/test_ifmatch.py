@@ -150,3 +150,30 @@ def test_every_op_says_who_made_it(server: TickerServer, match_id: str) -> None:
         assert update["event"]["edited_at"] >= add["event"]["at"]
         assert remove["by"] == f"cy-{tag}" and remove["at"] >= update["event"]["edited_at"]
         assert log[0]["by"] == "admin" and match["by"] == "admin"
+
+
+def test_concurrent_repeats_of_one_keyed_correction_all_get_the_one_op(
+    server: TickerServer, match_id: str
+) -> None:
+    # A repeat that missed the key before building sees the rev its twin moved: it must still
+    # get the original op (200), not a 409 for the twin's own change.
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        goal = add_goal(admin, match_id)
+        url = event_url(match_id, goal["id"])
+        before = len(ops(admin, match_id))
+        headers = {"If-Match": "1", "Idempotency-Key": "same-fix"}
+
+        def repeat(_: int) -> httpx.Response:
+            with server.admin() as c:
+                return c.patch(url, json={"player": "Zeca"}, headers=headers)
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(repeat, range(10)))
+        assert [r.status_code for r in results] == [200] * 10, [r.text for r in results]
+        assert len({r.json()["op"]["seq"] for r in results}) == 1
+        assert len(ops(admin, match_id)) == before + 1
+        # A retracted event is not found, whatever If-Match says.
+        assert admin.delete(url).status_code == 200
+        r = admin.patch(url, json={"player": "X"}, headers={"If-Match": "2"})
+        assert r.status_code == 404 and r.json()["error"]["field"] == "event_id"
