@@ -13,9 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from tests.browser_util import DESKTOP, LAUNCH_ARGS, ROOT, chromium_path, live_events, shoot
+from tests.browser_util import (
+    DESKTOP,
+    LAUNCH_ARGS,
+    ROOT,
+    chromium_path,
+    live_events,
+    post_event,
+    shoot,
+)
 from tests.conftest import TickerServer, new_match
 
 pytestmark = pytest.mark.browser
@@ -197,6 +205,40 @@ def test_two_reporters_conflict_history_and_duplicate_goal(
     expect(b_own).to_have_count(0)
     log = api.get(f"/api/matches/{match_id}/ops").json()["ops"]
     assert log[-1]["op"] == "remove" and log[-1]["by"] == bo
+
+
+def test_own_corrections_queued_offline_do_not_conflict_with_each_other(
+    server: TickerServer, api: httpx.Client, match_id: str, new_page: Callable[..., Page]
+) -> None:
+    new_match(api, match_id)
+    tag = match_id[-8:].strip("-")
+    goal = post_event(api, match_id, type="goal", team="home", player="Elyounoussi")["event"]
+    page = new_page()
+    sent: list[str | None] = []
+    offline = {"now": True}
+
+    def network(route: Route) -> None:
+        if offline["now"]:
+            route.abort("internetdisconnected")
+        else:
+            sent.append(route.request.headers.get("if-match"))
+            route.continue_()
+
+    page.route(re.compile(rf"/api/matches/{match_id}/events/"), network)
+    a = console(page, server, new_reporter(api, f"ann-{tag}"), match_id, "en")
+    item = a.locator(f"[data-c=feed] li[data-id='{goal['id']}']")
+    for player in ("Zeca", "Kaba"):  # two corrections while both wait in the outbox
+        item.get_by_role("button", name=re.compile("^Correct")).click()
+        a.locator("#f-player").fill(player)
+        a.locator("#f-player").press("Enter")
+    expect(a.locator("[data-c=outbox-count]")).to_have_text("2")
+    offline["now"] = False
+    a.evaluate("dispatchEvent(new Event('online'))")
+    expect(a.locator("[data-c=outbox-count]")).to_have_text("0", timeout=20_000)
+    assert sent == ['"1"', '"2"'], sent
+    expect(item.locator(".ev-player")).to_have_text("Kaba")
+    expect(item.locator(".ev-conflict")).to_have_count(0)
+    assert live_events(api, match_id)[0]["rev"] == 3
 
 
 def test_console_with_history_and_conflict_passes_axe(

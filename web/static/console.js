@@ -355,7 +355,8 @@ form.addEventListener("submit", (e) => {
     }
     conflicts.delete(editing.id);
     item = outbox.enqueue({
-      kind: "update", matchId, eventId: editing.id, body: changes, ifMatch: editing.event.rev,
+      kind: "update", matchId, eventId: editing.id, body: changes,
+      ifMatch: expectedRev(editing.id, editing.event.rev),
       label: `${tx("correcting")}: ${describe({ ...editing.event, ...body })}`,
     });
   } else {
@@ -653,7 +654,7 @@ function decorate(li, event) {
     const shown = live.model.events.get(event.id) || event;
     conflicts.delete(event.id);
     outbox.enqueue({
-      kind: "remove", matchId, eventId: event.id, ifMatch: shown.rev,
+      kind: "remove", matchId, eventId: event.id, ifMatch: expectedRev(event.id, shown.rev),
       label: `${tx("retracting")}: ${describe(shown)}`,
     });
     renderOutbox();
@@ -677,6 +678,20 @@ function decorate(li, event) {
   body?.append(panel);
   if (historyOpen.has(event.id)) showHistory(li, event.id);
   renderConflict(li, event.id);
+}
+
+/**
+ * The rev to send as If-Match: the one shown, or past this reporter's own corrections of
+ * the event still in the outbox (each makes one rev), so they do not conflict with each other.
+ */
+function expectedRev(eventId, shownRev) {
+  let rev = shownRev ?? 1;
+  for (const item of outbox.items()) {
+    if (item.matchId === matchId && item.eventId === eventId && item.kind === "update" && item.state === "pending" && item.ifMatch) {
+      rev = Math.max(rev, item.ifMatch + 1);
+    }
+  }
+  return rev;
 }
 
 // ---- history of an event: its ops from /ops, filtered here ----
