@@ -121,9 +121,9 @@ async def list_matches(request: Request) -> Response:
 
 
 async def create_match(request: Request) -> Response:
-    await _auth(request).writer(request, admin=True)
+    who = await _auth(request).writer(request, admin=True)
     fields = validate_match(await read_json(request))
-    op = MatchLog(fields["id"]).build_match(fields)
+    op = MatchLog(fields["id"]).build_match(fields, by=who.name)
     await _engine(request).create_match(op)
     return JSONResponse(op.data["match"], status_code=201)
 
@@ -138,12 +138,14 @@ async def get_match(request: Request) -> Response:
 
 
 async def patch_match(request: Request) -> Response:
-    await _auth(request).writer(request, admin=True)
+    who = await _auth(request).writer(request, admin=True)
     match_id = _match_id(request)
     fields = validate_match(await read_json(request), partial=True)
     if not fields:
         raise Invalid("a change must name at least one field")
-    op, _ = await _engine(request).append(match_id, lambda mlog: mlog.build_match(fields))
+    op, _ = await _engine(request).append(
+        match_id, lambda mlog: mlog.build_match(fields, by=who.name)
+    )
     return JSONResponse(op.data["match"])
 
 
@@ -191,24 +193,52 @@ async def post_event(request: Request) -> Response:
     return _op_response(op, 201 if created else 200)
 
 
+def _if_match(request: Request) -> int | None:
+    """The rev in `If-Match` (`3` or `"3"`), None without one or for `*` (any rev).
+
+    A weak tag (`W/"3"`) is refused: If-Match compares strongly, and a rev is exact.
+    """
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if value == "*":
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise BadRequest(
+            'If-Match must be one event rev, a decimal like 3 or "3" (no W/ weak tags, no lists)',
+            "If-Match",
+        )
+    return int(value)
+
+
 async def patch_event(request: Request) -> Response:
-    await _auth(request).writer(request)
+    who = await _auth(request).writer(request)
     match_id = _match_id(request)
     event_id = validate_event_id(request.path_params["event_id"])
+    if_match = _if_match(request)
     body = await read_json(request)
     fields = validate_event_input(body, partial=True)
+    # The rev is checked inside the builder: against the head the op is appended to.
     op, _ = await _engine(request).append(
-        match_id, lambda mlog: mlog.build_update(event_id, fields), _idempotency(request, body)
+        match_id,
+        lambda mlog: mlog.build_update(event_id, fields, by=who.name, if_match=if_match),
+        _idempotency(request, body),
     )
     return _op_response(op)
 
 
 async def delete_event(request: Request) -> Response:
-    await _auth(request).writer(request)
+    who = await _auth(request).writer(request)
     match_id = _match_id(request)
     event_id = validate_event_id(request.path_params["event_id"])
+    if_match = _if_match(request)
     op, _ = await _engine(request).append(
-        match_id, lambda mlog: mlog.build_remove(event_id), _idempotency(request, None)
+        match_id,
+        lambda mlog: mlog.build_remove(event_id, by=who.name, if_match=if_match),
+        _idempotency(request, None),
     )
     return _op_response(op)
 

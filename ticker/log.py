@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ticker.errors import Invalid, NotFound
+from ticker.errors import Conflict, Invalid, NotFound
 from ticker.model import Op, check_event
 from ticker.state import V11_KEYS, Tally, clock, tally
 from ticker.wire import Message, dumps
@@ -25,6 +25,24 @@ def iso_ms(now: float) -> str:
     return (
         datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
+
+
+class StaleRev(Conflict):
+    """An If-Match that names a rev the event has left: the body carries the event as it is."""
+
+    def __init__(self, event: dict[str, Any], expected: int) -> None:
+        who = event.get("edited_by") or event.get("author") or "someone"
+        super().__init__(
+            f"event {event['id']} is at rev {event['rev']} now (last changed by {who}), "
+            f"not rev {expected}: review it and retry",
+            "If-Match",
+        )
+        self.current = event
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["current"] = self.current
+        return body
 
 
 class MatchLog:
@@ -158,27 +176,60 @@ class MatchLog:
         except KeyError:
             raise NotFound(f"no live event {event_id} in match {self.id}", "event_id") from None
 
-    def build_update(self, event_id: str, fields: dict[str, Any], now: float | None = None) -> Op:
+    def _checked(self, event_id: str, if_match: int | None) -> dict[str, Any]:
+        """The live event, if it is still at the rev the client saw (checked here, in the
+        builder, so the check and the append are one atomic step in both engines)."""
+        event = self._live(event_id)
+        if if_match is not None and event["rev"] != if_match:
+            raise StaleRev(event, if_match)
+        return event
+
+    def build_update(
+        self,
+        event_id: str,
+        fields: dict[str, Any],
+        *,
+        by: str | None = None,
+        if_match: int | None = None,
+        now: float | None = None,
+    ) -> Op:
         now = time.time() if now is None else now
-        old = self._live(event_id)
+        old = self._checked(event_id, if_match)
         if not fields:
             raise Invalid("a correction must change at least one field")
         event = {**old, **fields, "rev": old["rev"] + 1}
+        if by is not None:  # `author` stays the original poster; these say who made this rev
+            event.update(edited_by=by, edited_at=iso_ms(now))
         event = {k: v for k, v in event.items() if v is not None}
         check_event(event)
         seq = self.next_seq(now)
         return Op(seq, {"op": "update", "seq": seq, "event": event, "state": self._with(event)})
 
-    def build_remove(self, event_id: str, now: float | None = None) -> Op:
+    def build_remove(
+        self,
+        event_id: str,
+        *,
+        by: str | None = None,
+        if_match: int | None = None,
+        now: float | None = None,
+    ) -> Op:
         now = time.time() if now is None else now
-        self._live(event_id)
+        self._checked(event_id, if_match)
         seq = self.next_seq(now)
         state = self._with({}, removed=event_id)
-        return Op(seq, {"op": "remove", "seq": seq, "id": event_id, "state": state})
+        data: dict[str, Any] = {"op": "remove", "seq": seq, "id": event_id}
+        if by is not None:
+            data.update(by=by, at=iso_ms(now))
+        return Op(seq, {**data, "state": state})
 
-    def build_match(self, fields: dict[str, Any], now: float | None = None) -> Op:
+    def build_match(
+        self, fields: dict[str, Any], *, by: str | None = None, now: float | None = None
+    ) -> Op:
         now = time.time() if now is None else now
         match = {**(self.match or {}), **fields}
         match = {k: v for k, v in match.items() if v is not None}
         seq = self.next_seq(now)
-        return Op(seq, {"op": "match", "seq": seq, "match": match})
+        data: dict[str, Any] = {"op": "match", "seq": seq, "match": match}
+        if by is not None:
+            data["by"] = by
+        return Op(seq, data)

@@ -439,7 +439,7 @@ class RedisEngine:
             stream = self._current(match_id)
             try:
                 op = build(stream.log)
-            except (NotFound, Invalid):
+            except (NotFound, Invalid, Conflict):  # Conflict: a stale If-Match
                 if idempotency is not None and (earlier := await self._replay(match_id, idem)):
                     return earlier, False
                 raise

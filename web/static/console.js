@@ -4,7 +4,7 @@
 
 import * as outbox from "./outbox.js";
 import { backoffDelay } from "./connection.js";
-import { formatMinute } from "./clock.js";
+import { formatMinute, serverNow } from "./clock.js";
 import { eventLabel, pageLang, t } from "./i18n.js";
 import { mountLive } from "./live.js";
 import { Scoreboard } from "./render.js";
@@ -27,6 +27,13 @@ const TEXT = {
     keysHint: "Taster: G mål · M forbier · S redning · O offside · Y gult · R rødt · U udskiftning · N hjørne · L frispark · V VAR · I skade · C kommentar · K afspark · H pause · B 2. halvleg · E forlænget · P straffe · F slut · 1/2 hold · Esc annuller. I et tekstfelt: Alt+tast.",
     sessionError: "Kunne ikke logge ind.", networkError: "Ingen forbindelse til serveren.",
     forMatch: "kamp {id}", retracting: "tilbagetrækning", correcting: "rettelse",
+    history: "Historik", historyLoading: "Henter historik…",
+    historyError: "Historikken kunne ikke hentes.", posted_by: "Sendt af {who}",
+    edited_by: "Rettet af {who}", removed_by: "Trukket tilbage af {who}", rev: "version {n}",
+    conflict: "Ændret af {who} i mellemtiden (nu version {n}) – gennemse og prøv igen.",
+    conflictNow: "Nu: {what}", conflictMine: "Din ændring: {what}", review: "Gennemse",
+    dismiss: "Luk", dupGoal: "Allerede sendt af {who} for {sec} s siden – send alligevel?",
+    postAnyway: "Send alligevel", someone: "en anden",
   },
   en: {
     signinTitle: "Sign in as a reporter", signinHint: "Use the token the news desk gave you.",
@@ -44,6 +51,13 @@ const TEXT = {
     keysHint: "Keys: G goal · M miss · S save · O offside · Y yellow · R red · U substitution · N corner · L foul · V VAR · I injury · C comment · K kick-off · H half-time · B second half · E extra time · P penalties · F full-time · 1/2 team · Esc cancel. In a text field: Alt+key.",
     sessionError: "Could not sign in.", networkError: "No connection to the server.",
     forMatch: "match {id}", retracting: "retraction", correcting: "correction",
+    history: "History", historyLoading: "Loading the history…",
+    historyError: "Could not load the history.", posted_by: "Posted by {who}",
+    edited_by: "Changed by {who}", removed_by: "Retracted by {who}", rev: "rev {n}",
+    conflict: "Changed by {who} meanwhile (now rev {n}) – review and retry.",
+    conflictNow: "Now: {what}", conflictMine: "Your change: {what}", review: "Review",
+    dismiss: "Dismiss", dupGoal: "Already posted by {who} {sec} s ago – post anyway?",
+    postAnyway: "Post anyway", someone: "someone else",
   },
 };
 const tx = (key, vars) => {
@@ -95,7 +109,10 @@ let reporter = "";
 let live = null;
 let matchId = "";
 let matches = [];
-let editing = null; // {id, event} while correcting
+let editing = null; // {id, event} while correcting; event.rev goes out as If-Match
+const conflicts = new Map(); // event id -> {current, changes, kind}: a 409 shown by the event
+const historyOpen = new Set(); // event ids whose history is expanded (kept across re-renders)
+let dupConfirmed = false; // the reporter said "post anyway" to the duplicate-goal question
 let minuteDirty = false;
 let inFlightKey = ""; // the item the form just queued; a rejection puts it back in the form
 let retryAttempt = 0;
@@ -225,6 +242,7 @@ function resetForm({ keepTeam = true } = {}) {
   form.reset();
   editing = null;
   minuteDirty = false;
+  hideDuplicate();
   clearErrors();
   if (keepTeam && team) setTeam(team);
   setType("comment");
@@ -258,6 +276,7 @@ form.addEventListener("input", (e) => {
 form.addEventListener("change", (e) => {
   // A click on a type moves on to its first field; arrow keys stay in the group.
   if (e.target.name === "type") setType(e.target.value, { focus: focusAfterChange });
+  if (e.target.name === "type" || e.target.name === "team") hideDuplicate();
   focusAfterChange = false;
   if (e.target.name === "team") updatePlayerList();
 });
@@ -334,11 +353,18 @@ form.addEventListener("submit", (e) => {
       showError({ message: tx("nothingChanged") });
       return;
     }
+    conflicts.delete(editing.id);
     item = outbox.enqueue({
       kind: "update", matchId, eventId: editing.id, body: changes,
+      ifMatch: expectedRev(editing.id, editing.event.rev),
       label: `${tx("correcting")}: ${describe({ ...editing.event, ...body })}`,
     });
   } else {
+    const twin = !dupConfirmed && recentGoalByOther(body.team);
+    if (twin) {
+      askDuplicate(twin);
+      return;
+    }
     item = outbox.enqueue({ kind: "add", matchId, body, label: describe(body) });
   }
   inFlightKey = item.key;
@@ -458,6 +484,12 @@ async function send() {
       sendAgain = false;
       report = await outbox.flush({ csrf });
       for (const { item, error } of report.rejected) {
+        if (error?.code === "conflict" && error.field === "If-Match" && error.current && item.matchId === matchId) {
+          // Shown by the event it is about, with what the event is now; not left in the outbox.
+          outbox.drop(item.key);
+          showConflict(item, error);
+          continue;
+        }
         // Rejected straight away: back into the form, with the message by its field.
         if (item.key === inFlightKey && item.matchId === matchId && item.kind === "add") {
           outbox.drop(item.key);
@@ -619,21 +651,233 @@ function decorate(li, event) {
       }, 5000);
       return;
     }
-    outbox.enqueue({ kind: "remove", matchId, eventId: event.id, label: `${tx("retracting")}: ${describe(live.model.events.get(event.id) || event)}` });
+    const shown = live.model.events.get(event.id) || event;
+    conflicts.delete(event.id);
+    outbox.enqueue({
+      kind: "remove", matchId, eventId: event.id, ifMatch: expectedRev(event.id, shown.rev),
+      label: `${tx("retracting")}: ${describe(shown)}`,
+    });
     renderOutbox();
     send();
   });
   retract.setAttribute("aria-label", `${tx("retract")}: ${what}`);
-  actions.append(edit, retract);
-  li.querySelector(".ev-body")?.append(actions);
+  const label = `${tx("history")} · ${tx("rev", { n: event.rev ?? 1 })}`;
+  // The item's children move into the old item on a correction: find it at click time.
+  const hist = button(label, "btn btn--small btn--quiet", () => toggleHistory(hist.closest(".ev"), event.id));
+  hist.dataset.c = "history-toggle";
+  hist.setAttribute("aria-label", `${label}: ${what}`);
+  hist.setAttribute("aria-expanded", "false");
+  actions.append(edit, retract, hist);
+  const body = li.querySelector(".ev-body");
+  body?.append(actions);
+  const panel = document.createElement("div");
+  panel.className = "ev-history";
+  panel.id = `history-${event.id}`;
+  panel.hidden = true;
+  hist.setAttribute("aria-controls", panel.id);
+  body?.append(panel);
+  if (historyOpen.has(event.id)) showHistory(li, event.id);
+  renderConflict(li, event.id);
 }
 
-function startEdit(id) {
+/**
+ * The rev to send as If-Match: the one shown, or past this reporter's own corrections of
+ * the event still in the outbox (each makes one rev), so they do not conflict with each other.
+ */
+function expectedRev(eventId, shownRev) {
+  let rev = shownRev ?? 1;
+  for (const item of outbox.items()) {
+    if (item.matchId === matchId && item.eventId === eventId && item.kind === "update" && item.state === "pending" && item.ifMatch) {
+      rev = Math.max(rev, item.ifMatch + 1);
+    }
+  }
+  return rev;
+}
+
+// ---- history of an event: its ops from /ops, filtered here ----
+function toggleHistory(li, id) {
+  if (historyOpen.has(id)) {
+    historyOpen.delete(id);
+    const panel = li.querySelector(".ev-history");
+    panel.hidden = true;
+    li.querySelector("[data-c=history-toggle]").setAttribute("aria-expanded", "false");
+  } else {
+    historyOpen.add(id);
+    showHistory(li, id);
+  }
+}
+
+async function eventOps(id) {
+  const found = [];
+  let since = "";
+  for (let page = 0; page < 100; page++) {
+    const query = since ? `?since=${encodeURIComponent(since)}` : "";
+    const res = await fetch(`/api/matches/${encodeURIComponent(matchId)}/ops${query}`, { headers: { Accept: "application/json" } });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const data = await res.json();
+    for (const op of data.ops) if ((op.event?.id ?? op.id) === id && op.op !== "match") found.push(op);
+    if (!data.more) break;
+    since = data.seq;
+  }
+  return found;
+}
+
+function clockTime(iso) {
+  const at = new Date(iso || NaN);
+  return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString(lang === "da" ? "da-DK" : "en-GB");
+}
+
+/** What changed between two versions of an event, as "field: before → after". */
+function changesText(before, after) {
+  const names = ["type", "team", "minute", "added", ...TEXT_FIELDS];
+  const show = (name, v) => (v === undefined || v === null || v === "" ? "–" : name === "team" ? live?.model.teamName(v) : name === "type" ? t(lang, "type", v) : String(v));
+  return names
+    .filter((n) => (before?.[n] ?? null) !== (after?.[n] ?? null))
+    .map((n) => `${tx(n)}: ${show(n, before?.[n])} → ${show(n, after?.[n])}`)
+    .join("; ");
+}
+
+async function showHistory(li, id) {
+  const panel = li.querySelector(".ev-history");
+  const toggle = li.querySelector("[data-c=history-toggle]");
+  if (!panel) return;
+  panel.hidden = false;
+  toggle.setAttribute("aria-expanded", "true");
+  panel.textContent = tx("historyLoading");
+  const forMatch = matchId;
+  let ops;
+  try {
+    ops = await eventOps(id);
+  } catch {
+    panel.textContent = tx("historyError");
+    return;
+  }
+  if (forMatch !== matchId) return;
+  const list = document.createElement("ol");
+  list.className = "ev-history-list";
+  let before = null;
+  for (const op of ops) {
+    const row = document.createElement("li");
+    let what;
+    let at;
+    if (op.op === "add") {
+      what = tx("posted_by", { who: op.event.author || tx("someone") });
+      at = op.event.at;
+    } else if (op.op === "update") {
+      const change = changesText(before, op.event);
+      what = `${tx("edited_by", { who: op.event.edited_by || tx("someone") })} (${tx("rev", { n: op.event.rev })})${change ? `: ${change}` : ""}`;
+      at = op.event.edited_at;
+    } else {
+      what = tx("removed_by", { who: op.by || tx("someone") });
+      at = op.at;
+    }
+    if (op.event) before = op.event;
+    const time = document.createElement("time");
+    time.className = "ev-history-at";
+    if (at) time.dateTime = at;
+    time.textContent = clockTime(at);
+    row.append(time, " ", what);
+    list.append(row);
+  }
+  panel.replaceChildren(list);
+}
+
+// ---- conflicts: a correction or retraction refused because the event changed meanwhile ----
+function renderConflict(li, id) {
+  li.querySelector(".ev-conflict")?.remove();
+  const c = conflicts.get(id);
+  if (!c) return;
+  const shown = live?.model.events.get(id);
+  if (shown && shown.rev > c.current.rev) c.current = shown; // changed again since the 409
+  const box = document.createElement("div");
+  box.className = "ev-conflict";
+  box.setAttribute("role", "alert");
+  const who = c.current.edited_by || c.current.author || tx("someone");
+  const head = document.createElement("p");
+  head.className = "ev-conflict-msg";
+  head.textContent = tx("conflict", { who, n: c.current.rev });
+  const now = document.createElement("p");
+  now.className = "ev-conflict-now";
+  now.textContent = tx("conflictNow", { what: [describe(c.current), c.current.text].filter(Boolean).join(" – ") });
+  box.append(head, now);
+  if (c.kind === "update") {
+    const mine = document.createElement("p");
+    mine.className = "ev-conflict-mine";
+    mine.textContent = tx("conflictMine", { what: changesText(c.current, { ...c.current, ...c.changes }) || "–" });
+    box.append(mine);
+  }
+  const actions = document.createElement("div");
+  actions.className = "ev-actions";
+  const review = button(tx("review"), "btn btn--small btn--primary", () => {
+    const item = box.closest(".ev");
+    conflicts.delete(id);
+    box.remove();
+    if (c.kind === "update") startEdit(id, c.changes);
+    else item?.querySelector(".btn--danger")?.focus();
+  });
+  const dismiss = button(tx("dismiss"), "btn btn--small", () => {
+    conflicts.delete(id);
+    box.remove();
+  });
+  actions.append(review, dismiss);
+  box.append(actions);
+  li.querySelector(".ev-body")?.append(box);
+}
+
+function showConflict(item, error) {
+  const current = error.current;
+  conflicts.set(item.eventId, { current, changes: item.body || {}, kind: item.kind });
+  const li = live?.feed.items.get(item.eventId);
+  if (li) {
+    renderConflict(li, item.eventId);
+    li.querySelector(".ev-conflict .btn--primary")?.focus();
+  }
+}
+
+// ---- a goal another reporter posted moments ago ----
+function recentGoalByOther(team) {
+  if (!live || !team) return null;
+  const now = serverNow();
+  for (const event of live.model.newestFirst()) {
+    if (event.type !== "goal" || event.team !== team || event.author === reporter) continue;
+    const age = now - Date.parse(event.at);
+    if (age >= -5000 && age < 30000) return { event, sec: Math.max(0, Math.round(age / 1000)) };
+  }
+  return null;
+}
+
+function askDuplicate({ event, sec }) {
+  const box = $("dup");
+  $("dup-msg").textContent = tx("dupGoal", { who: event.author || tx("someone"), sec });
+  box.hidden = false;
+  $("dup-post").focus();
+}
+
+function hideDuplicate() {
+  dupConfirmed = false;
+  $("dup").hidden = true;
+}
+
+$("dup-post").textContent = tx("postAnyway");
+$("dup-cancel").textContent = tx("cancel");
+$("dup-post").addEventListener("click", () => {
+  dupConfirmed = true;
+  $("dup").hidden = true;
+  form.requestSubmit();
+});
+$("dup-cancel").addEventListener("click", () => {
+  hideDuplicate();
+  field("player")?.focus();
+});
+
+function startEdit(id, changes = null) {
   const event = live?.model.events.get(id);
   if (!event) return;
   resetForm();
   editing = { id, event };
-  fillForm(event.type, event, { minuteFromValues: true });
+  // After a conflict: the current version, with the reporter's own change on top to review.
+  const values = changes ? { ...event, ...changes } : event;
+  fillForm(values.type, values, { minuteFromValues: true });
   $("form-title").textContent = tx("editing", { what: describe(event) });
   $("submit").textContent = tx("sendEdit");
   $("cancel").hidden = false;
@@ -646,6 +890,8 @@ function openMatch(id) {
   live = null;
   lastClock = null;
   matchId = id;
+  conflicts.clear();
+  historyOpen.clear();
   const slot = $("board-slot");
   slot.replaceChildren();
   $("feed").replaceChildren();

@@ -30,14 +30,18 @@ export function items() {
   return read();
 }
 
-/** Queue a write; returns the item. `kind`: add | update | remove. */
-export function enqueue({ kind, matchId, eventId = null, body = null, label = "" }) {
+/**
+ * Queue a write; returns the item. `kind`: add | update | remove. `ifMatch`: the event's rev
+ * the reporter saw (sent as If-Match, so a change made meanwhile is a 409, not overwritten).
+ */
+export function enqueue({ kind, matchId, eventId = null, body = null, label = "", ifMatch = null }) {
   const item = {
     key: crypto.randomUUID(),
     kind,
     matchId,
     eventId,
     body,
+    ifMatch,
     label,
     created: Date.now(),
     state: "pending",
@@ -96,6 +100,7 @@ export async function flush({ csrf, fetchImpl = fetch }) {
       const headers = { "Idempotency-Key": item.key, Accept: "application/json" };
       if (csrf) headers["X-CSRF-Token"] = csrf;
       if (body) headers["Content-Type"] = "application/json";
+      if (item.ifMatch) headers["If-Match"] = `"${item.ifMatch}"`;
       patch(item.key, { tries: item.tries + 1 });
       let res;
       let data = null;
