@@ -4,6 +4,7 @@ requests, that the real server's answers conform to (checked by schemathesis).""
 from __future__ import annotations
 
 import os
+import traceback
 from typing import Any
 
 import httpx
@@ -124,6 +125,6 @@ def test_the_server_conforms_to_its_document(server: TickerServer, match_id: str
 
         try:
             run()
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
+        except Exception as exc:  # schemathesis's report: the request, the response, a curl
+            failures.append(f"{operation.label}: {''.join(traceback.format_exception(exc))}")
     assert not failures, "\n\n".join(failures)

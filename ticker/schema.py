@@ -10,6 +10,7 @@ span fields (the team some event types need) stay in code and are told in descri
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ticker.errors import Invalid
@@ -32,7 +33,7 @@ PHASES = (
 MATCH_STATUSES = ("scheduled", "live", "finished", "postponed", "abandoned")
 
 # Patterns, and what a value breaking one is told. They are ECMA-262 regexes (OpenAPI's
-# dialect) that mean the same in Python; see _compiled for the one difference, `$`.
+# dialect) that mean the same in Python; see _test for the one difference, `$`.
 NO_NUL = r"^[^\u0000]*$"
 NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
 MATCH_ID = r"^[a-z0-9-]{1,64}$"
@@ -387,16 +388,25 @@ COMPONENTS: dict[str, Schema] = {
 
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "object": dict}
 _NAMES = {"string": "a string", "integer": "an integer", "object": "an object"}
-_patterns: dict[str, re.Pattern[str]] = {}
 
 
-def _compiled(pattern: str) -> re.Pattern[str]:
-    compiled = _patterns.get(pattern)
-    if compiled is None:
+def _no_nul(value: str) -> bool:
+    return "\x00" not in value
+
+
+# Pattern -> test. NO_NUL, on every text, is a substring test: twice as fast as the regex
+# on a long commentary.
+_tests: dict[str, Callable[[str], bool]] = {NO_NUL: _no_nul}
+
+
+def _test(pattern: str) -> Callable[[str], bool]:
+    test = _tests.get(pattern)
+    if test is None:
         # ECMA's `$` is the very end; Python's also matches before a final newline.
         source = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
-        compiled = _patterns[pattern] = re.compile(source)
-    return compiled
+        search = re.compile(source).search
+        test = _tests[pattern] = lambda value: search(value) is not None
+    return test
 
 
 def type_name(value: Any) -> str:
@@ -426,7 +436,7 @@ def check(schema: Schema, value: Any, field: str) -> Any:
         if limit is not None and len(value) > limit:
             raise Invalid(f"{field} must be at most {limit} characters, got {len(value)}", field)
         pattern = schema.get("pattern")
-        if pattern is not None and _compiled(pattern).search(value) is None:
+        if pattern is not None and not _test(pattern)(value):
             raise Invalid(f"{field} {_BROKEN[pattern]}", field)
     elif kind == "integer":
         low, high = schema["minimum"], schema["maximum"]
