@@ -4,6 +4,7 @@ requests, that the real server's answers conform to (checked by schemathesis).""
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from typing import Any
 
@@ -85,6 +86,39 @@ def test_a_limit_changed_in_the_schema_changes_validation_and_document(
     with pytest.raises(Invalid) as info:
         validate_match({"id": "a", "home": {"name": "Brøndby"}, "away": {"name": "AGF"}})
     assert info.value.field == "home.name"
+
+
+# What ticker.schema.check() understands; a schema it checks must use nothing else, or the
+# document would promise a rule the server does not keep.
+CHECKED_KEYWORDS = {"type", "enum", "minimum", "maximum", "maxLength", "pattern", "properties",
+                    "required", "additionalProperties", "anyOf", "not", "description"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "checked",
+    [schema.EVENT_INPUT, schema.EVENT_PATCH, schema.MATCH_INPUT, schema.MATCH_PATCH,
+     schema.MATCH_ID_SCHEMA, schema.SEQ_SCHEMA],
+)  # fmt: skip
+def test_the_checker_knows_every_keyword_of_the_schemas_it_checks(checked: Any) -> None:
+    def walk(node: Any) -> None:
+        assert set(node) <= CHECKED_KEYWORDS, set(node) - CHECKED_KEYWORDS
+        for sub in node.get("properties", {}).values():
+            walk(sub)
+        for sub in node.get("anyOf", []):
+            walk(sub)
+
+    walk(checked)
+
+
+def test_reporter_names_follow_the_document(make_server: Any) -> None:
+    """ticker/api.py checks reporter names itself: its verdicts must be the document's."""
+    server: TickerServer = make_server()
+    pattern = re.compile(schema.REPORTER_NAME.replace("$", r"\Z"))
+    names = ["a", "x" * 40, "jens.k_1-x", "", "x" * 41, "Jens", "jens k", "jæns", "j\n", "a/b"]
+    with server.admin() as admin:
+        for name in names:
+            r = admin.post("/api/reporters", json={"name": name})
+            assert r.status_code == (201 if pattern.search(name) else 422), (name, r.text)
 
 
 def test_the_server_conforms_to_its_document(server: TickerServer, match_id: str) -> None:
