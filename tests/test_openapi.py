@@ -110,6 +110,14 @@ def test_the_checker_knows_every_keyword_of_the_schemas_it_checks(checked: Any) 
     walk(checked)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("a ø\x00\t\n\u00a0\u2003\u3000\x1c\x85-")) | st.text())
+def test_the_fast_text_tests_mean_what_the_patterns_say(value: str) -> None:
+    for pattern in (schema.NO_NUL, schema.NOT_BLANK):
+        regex = re.compile(pattern.replace("$", r"\Z"))
+        assert bool(schema.pattern_test(pattern)(value)) == bool(regex.search(value)), pattern
+
+
 def test_reporter_names_follow_the_document(make_server: Any) -> None:
     """ticker/api.py checks reporter names itself: its verdicts must be the document's."""
     server: TickerServer = make_server()
