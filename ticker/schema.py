@@ -423,12 +423,12 @@ def check(schema: Schema, value: Any, field: str) -> Any:
     Objects come back with the known keys given. The first fault in the body's order is
     reported, then a missing required key.
     """
-    any_of = schema.get("anyOf")
-    if any_of is not None:  # only as made by or_null()
+    kind = schema.get("type")
+    if kind is None:  # an or_null()
         if value is None:
             return None
-        schema = any_of[0]
-    kind = schema["type"]
+        schema = schema["anyOf"][0]
+        kind = schema["type"]
     if type(value) is not _TYPES[kind]:  # exact: a bool is no integer, 13.0 neither
         if "enum" in schema:
             raise _not_one_of(schema["enum"], value, field)
@@ -443,8 +443,10 @@ def check(schema: Schema, value: Any, field: str) -> Any:
         if limit is not None and len(value) > limit:
             raise Invalid(f"{field} must be at most {limit} characters, got {len(value)}", field)
         pattern = schema.get("pattern")
-        if pattern is not None and not pattern_test(pattern)(value):
-            raise Invalid(f"{field} {_BROKEN[pattern]}", field)
+        if pattern is not None:
+            test = _tests.get(pattern) or pattern_test(pattern)
+            if not test(value):
+                raise Invalid(f"{field} {_BROKEN[pattern]}", field)
     elif kind == "integer":
         low, high = schema["minimum"], schema["maximum"]
         if not low <= value <= high:
