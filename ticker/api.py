@@ -31,6 +31,7 @@ from ticker.model import (
     validate_match,
     validate_match_id,
 )
+from ticker.openapi import openapi_json
 from ticker.state import IN_PLAY
 
 MAX_OPS_PAGE = 1000
@@ -350,4 +351,5 @@ routes: list[BaseRoute] = [
     Route("/api/reporters", create_reporter, methods=["POST"]),
     Route("/api/reporters", list_reporters, methods=["GET"]),
     Route("/api/reporters/{name}", revoke_reporter, methods=["DELETE"]),
+    Route("/api/openapi.json", openapi_json, methods=["GET"]),
 ]

@@ -9,56 +9,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ticker import schema
 from ticker.errors import BadRequest, Invalid
 from ticker.wire import Message, dumps, loads
 
-EVENT_TYPES = frozenset(
-    {
-        "kickoff",
-        "goal",
-        "miss",
-        "save",
-        "offside",
-        "yellow_card",
-        "red_card",
-        "substitution",
-        "corner",
-        "foul",
-        "var",
-        "injury",
-        "half_time",
-        "second_half",
-        "extra_time",
-        "penalty_shootout",
-        "full_time",
-        "comment",
-    }
-)
-TEAM_REQUIRED = frozenset(
-    {"goal", "miss", "save", "offside", "yellow_card", "red_card", "substitution", "corner", "foul"}
-)
-PHASES = (
-    "pre_match",
-    "first_half",
-    "half_time",
-    "second_half",
-    "extra_time",
-    "penalties",
-    "full_time",
-)
-SERVER_FIELDS = frozenset({"id", "rev", "at", "author"})
-_STRING_LIMITS = {
-    "player": 80,
-    "assist": 80,
-    "player_in": 80,
-    "player_out": 80,
-    "detail": 40,
-    "text": 2000,
-}
-EVENT_FIELDS = frozenset({"type", "minute", "added", "team"} | _STRING_LIMITS.keys())
+EVENT_TYPES = frozenset(schema.EVENT_TYPES)
+TEAM_REQUIRED = frozenset(schema.TEAM_REQUIRED)
+PHASES = schema.PHASES
+MATCH_STATUSES = frozenset(schema.MATCH_STATUSES)
+# The match id pattern of ticker/schema.py, for code that matches ids outside requests.
 MATCH_ID_RE = re.compile(r"[a-z0-9-]{1,64}\Z")
 SEQ_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})\Z")
-MATCH_STATUSES = frozenset({"scheduled", "live", "finished", "postponed", "abandoned"})
 
 
 def seq_key(seq: str) -> tuple[int, int]:
@@ -73,39 +34,10 @@ def is_seq(value: str) -> bool:
     return SEQ_RE.match(value) is not None
 
 
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 def _require_object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise BadRequest(f"{what} must be a JSON object, got {_type_name(body)}")
+        raise BadRequest(f"{what} must be a JSON object, got {schema.type_name(body)}")
     return body
-
-
-def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
-    value = body[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be an integer, got {_type_name(value)}", name)
-    if not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}, got {value}", name)
-    return value
-
-
-def _str_field(
-    body: dict[str, Any], name: str, limit: int, *, empty: bool = True, field: str | None = None
-) -> str:
-    field = field or name
-    value = body[name]
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a string, got {_type_name(value)}", field)
-    if len(value) > limit:
-        raise Invalid(f"{field} must be at most {limit} characters, got {len(value)}", field)
-    if not empty and not value.strip():
-        raise Invalid(f"{field} must not be empty", field)
-    if "\x00" in value:
-        raise Invalid(f"{field} must not contain NUL characters", field)
-    return value
 
 
 def validate_event_input(body: Any, *, partial: bool = False) -> dict[str, Any]:
@@ -115,37 +47,7 @@ def validate_event_input(body: Any, *, partial: bool = False) -> dict[str, Any]:
     text field or the team.
     """
     body = _require_object(body, "event")
-    for key in body:
-        if key in SERVER_FIELDS:
-            raise Invalid(f"{key} is set by the server and cannot be sent", key)
-        if key not in EVENT_FIELDS:
-            raise Invalid(f"unknown field {key[:40]!r}", key[:40])
-    clean: dict[str, Any] = {}
-    if "type" in body:
-        kind = body["type"]
-        if not isinstance(kind, str) or kind not in EVENT_TYPES:
-            raise Invalid(f"type must be one of {', '.join(sorted(EVENT_TYPES))}", "type")
-        clean["type"] = kind
-    elif not partial:
-        raise Invalid("type is required", "type")
-    for name, low, high in (("minute", 0, 150), ("added", 0, 30)):
-        if name in body:
-            clean[name] = _int_field(body, name, low, high)
-    if "team" in body:
-        team = body["team"]
-        if team is None and partial:
-            clean["team"] = None
-        elif team not in ("home", "away"):
-            raise Invalid(f"team must be 'home' or 'away', got {team!r:.40}", "team")
-        else:
-            clean["team"] = team
-    for name, limit in _STRING_LIMITS.items():
-        if name in body:
-            if body[name] is None:
-                clean[name] = None
-            else:
-                clean[name] = _str_field(body, name, limit)
-    return clean
+    return schema.check(schema.EVENT_PATCH if partial else schema.EVENT_INPUT, body, "")  # type: ignore[no-any-return]
 
 
 def check_event(event: dict[str, Any]) -> None:
@@ -157,62 +59,21 @@ def check_event(event: dict[str, Any]) -> None:
 def validate_match(body: Any, *, partial: bool = False) -> dict[str, Any]:
     """Check a Match object (or, with `partial`, the fields of a PATCH)."""
     body = _require_object(body, "match")
-    allowed = {"id", "home", "away", "competition", "kickoff", "venue", "status"}
-    for key in body:
-        if key not in allowed:
-            raise Invalid(f"unknown field {key[:40]!r}", key[:40])
-    clean: dict[str, Any] = {}
-    if "id" in body:
-        if partial:
-            raise Invalid("id cannot be changed", "id")
-        match_id = body["id"]
-        if not isinstance(match_id, str) or not MATCH_ID_RE.match(match_id):
-            raise Invalid("id must be 1-64 lowercase letters, digits or '-'", "id")
-        clean["id"] = match_id
-    elif not partial:
-        raise Invalid("id is required", "id")
+    clean: dict[str, Any] = schema.check(
+        schema.MATCH_PATCH if partial else schema.MATCH_INPUT, body, ""
+    )
     for side in ("home", "away"):
-        if side not in body:
-            if not partial:
-                raise Invalid(f"{side} is required", side)
-            continue
-        team = body[side]
-        if not isinstance(team, dict):
-            raise Invalid(f"{side} must be an object with name and short", side)
-        extra = set(team) - {"name", "short"}
-        if extra:
-            raise Invalid(f"unknown field {sorted(extra)[0]!r} in {side}", side)
-        if "name" not in team:
-            raise Invalid(f"{side}.name is required", f"{side}.name")
-        name = _str_field(team, "name", 80, empty=False, field=f"{side}.name")
-        short = (
-            _str_field(team, "short", 8, empty=False, field=f"{side}.short")
-            if "short" in team
-            else name[:3].upper()
-        )
-        clean[side] = {"name": name, "short": short}
-    for name, limit in (("competition", 120), ("venue", 120), ("kickoff", 40)):
-        if name in body and body[name] is not None:
-            clean[name] = _str_field(body, name, limit)
-        elif name in body:
-            clean[name] = None
-    if "status" in body:
-        if not isinstance(body["status"], str) or body["status"] not in MATCH_STATUSES:
-            raise Invalid(f"status must be one of {', '.join(sorted(MATCH_STATUSES))}", "status")
-        clean["status"] = body["status"]
+        if side in clean and "short" not in clean[side]:
+            clean[side] = {**clean[side], "short": clean[side]["name"][:3].upper()}
     return clean
 
 
 def validate_match_id(match_id: str) -> str:
-    if not MATCH_ID_RE.match(match_id):
-        raise Invalid("match id must be 1-64 lowercase letters, digits or '-'", "match_id")
-    return match_id
+    return schema.check(schema.MATCH_ID_SCHEMA, match_id, "match_id")  # type: ignore[no-any-return]
 
 
 def validate_event_id(event_id: str) -> str:
-    if not SEQ_RE.match(event_id):
-        raise Invalid("event id must look like '1764100000000-0'", "event_id")
-    return event_id
+    return schema.check(schema.SEQ_SCHEMA, event_id, "event_id")  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)

@@ -1,0 +1,172 @@
+"""`/api/openapi.json`: a valid OpenAPI 3.1 document, built from the schemas that validate
+requests, that the real server's answers conform to (checked by schemathesis)."""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from openapi_spec_validator import validate as validate_spec
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from starlette.routing import Route
+
+from ticker import api, schema
+from ticker.errors import Invalid
+from ticker.model import validate_event_input, validate_match
+from ticker.openapi import build_document
+
+from .conftest import ADMIN_TOKEN, TickerServer, new_match
+
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+]
+# Per operation; deterministic (derandomize). Each engine's run takes seconds; raise it with
+# OPENAPI_EXAMPLES=1000 for a deeper hunt.
+EXAMPLES = int(os.environ.get("OPENAPI_EXAMPLES", "30"))
+
+
+def test_the_served_document_is_valid_openapi_3_1(make_server: Any) -> None:
+    server: TickerServer = make_server()
+    r = httpx.get(server.url + "/api/openapi.json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    document = r.json()
+    assert document["openapi"].startswith("3.1")
+    validate_spec(document)
+    assert document == build_document()
+
+
+def test_every_api_route_is_in_the_document() -> None:
+    routes = {
+        (route.path, method.lower())
+        for route in api.routes
+        if isinstance(route, Route)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    documented = {
+        (path, method) for path, item in build_document()["paths"].items() for method in item
+    }
+    assert documented == routes
+
+
+def test_a_limit_changed_in_the_schema_changes_validation_and_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(schema.TEXT, "maxLength", 10)
+    monkeypatch.setitem(schema.MINUTE, "maximum", 99)
+    monkeypatch.setitem(schema.TEAM_INPUT["properties"]["name"], "maxLength", 5)
+    components = build_document()["components"]["schemas"]
+    assert components["EventInput"]["properties"]["text"]["maxLength"] == 10
+    assert components["EventPatch"]["properties"]["text"]["anyOf"][0]["maxLength"] == 10
+    assert components["EventInput"]["properties"]["minute"]["maximum"] == 99
+    assert components["MatchInput"]["properties"]["home"]["properties"]["name"]["maxLength"] == 5
+    for partial in (False, True):
+        assert validate_event_input({"type": "comment", "text": "x" * 10}, partial=partial)
+        with pytest.raises(Invalid) as info:
+            validate_event_input({"type": "comment", "text": "x" * 11}, partial=partial)
+        assert info.value.field == "text" and "10" in info.value.message
+        with pytest.raises(Invalid) as info:
+            validate_event_input({"type": "comment", "minute": 100}, partial=partial)
+        assert info.value.field == "minute" and "99" in info.value.message
+    with pytest.raises(Invalid) as info:
+        validate_match({"id": "a", "home": {"name": "Brøndby"}, "away": {"name": "AGF"}})
+    assert info.value.field == "home.name"
+
+
+# What ticker.schema.check() understands; a schema it checks must use nothing else, or the
+# document would promise a rule the server does not keep.
+CHECKED_KEYWORDS = {"type", "enum", "minimum", "maximum", "maxLength", "pattern", "properties",
+                    "required", "additionalProperties", "anyOf", "not", "description"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "checked",
+    [schema.EVENT_INPUT, schema.EVENT_PATCH, schema.MATCH_INPUT, schema.MATCH_PATCH,
+     schema.MATCH_ID_SCHEMA, schema.SEQ_SCHEMA],
+)  # fmt: skip
+def test_the_checker_knows_every_keyword_of_the_schemas_it_checks(checked: Any) -> None:
+    def walk(node: Any) -> None:
+        assert set(node) <= CHECKED_KEYWORDS, set(node) - CHECKED_KEYWORDS
+        for sub in node.get("properties", {}).values():
+            walk(sub)
+        for sub in node.get("anyOf", []):
+            walk(sub)
+
+    walk(checked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("a ø\x00\t\n\u00a0\u2003\u3000\x1c\x85-")) | st.text())
+def test_the_fast_text_tests_mean_what_the_patterns_say(value: str) -> None:
+    for pattern in (schema.NO_NUL, schema.NOT_BLANK):
+        regex = re.compile(pattern.replace("$", r"\Z"))
+        assert bool(schema.pattern_test(pattern)(value)) == bool(regex.search(value)), pattern
+
+
+def test_reporter_names_follow_the_document(make_server: Any) -> None:
+    """ticker/api.py checks reporter names itself: its verdicts must be the document's."""
+    server: TickerServer = make_server()
+    pattern = re.compile(schema.REPORTER_NAME.replace("$", r"\Z"))
+    names = ["a", "x" * 40, "jens.k_1-x", "", "x" * 41, "Jens", "jens k", "jæns", "j\n", "a/b"]
+    with server.admin() as admin:
+        for name in names:
+            r = admin.post("/api/reporters", json={"name": name})
+            assert r.status_code == (201 if pattern.search(name) else 422), (name, r.text)
+
+
+def test_the_server_conforms_to_its_document(server: TickerServer, match_id: str) -> None:
+    """Every operation, positive and negative data, with the admin token, on both engines:
+    no 5xx; every status, content type and body as documented."""
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        posted = admin.post(
+            f"/api/matches/{match_id}/events",
+            json={"type": "goal", "team": "home", "player": "Scholz", "minute": 13},
+        )
+        assert posted.status_code == 201, posted.text
+    real = {"match_id": match_id, "event_id": posted.json()["op"]["event"]["id"]}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    loaded = schemathesis.openapi.from_url(server.url + "/api/openapi.json")
+    failures: list[str] = []
+    for result in loaded.get_all_operations():
+        operation = result.ok()
+        names = {p.name for p in operation.path_parameters}
+        fixed = {k: v for k, v in real.items() if k in names}
+        strategies = [
+            operation.as_strategy(generation_mode=mode, path_parameters=params)
+            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+            for params in ([fixed, None] if fixed else [None])
+        ]
+
+        @settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=st.one_of(strategies))
+        def run(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=auth, checks=CHECKS, timeout=10)
+
+        try:
+            run()
+        except Exception as exc:  # schemathesis's report: the request, the response, a curl
+            failures.append(f"{operation.label}: {''.join(traceback.format_exception(exc))}")
+    assert not failures, "\n\n".join(failures)
