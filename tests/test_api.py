@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 
 import httpx
 import pytest
@@ -286,3 +287,41 @@ def test_cors_for_reads_only(server: TickerServer, match_id: str) -> None:
 def test_healthz(server: TickerServer) -> None:
     r = httpx.get(server.url + "/healthz")
     assert r.status_code == 200 and r.json()["ok"] is True
+
+
+def _raw_request(server: TickerServer, head: bytes) -> bytes:
+    """One request sent byte for byte (httpx would refuse or re-encode these heads)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(head)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_odd_digits_and_cookie_bytes_are_4xx_not_500(server: TickerServer, match_id: str) -> None:
+    """Found by probing the OpenAPI document's routes: `isdigit` is true for '²', and a
+    cookie may hold any byte."""
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        for limit in ("²", "١٢", "9" * 5000):
+            r = admin.get(f"/api/matches/{match_id}/ops", params={"limit": limit})
+            assert_error(r, 400)
+            assert r.json()["error"]["field"] == "limit"
+    post = (
+        f"POST /api/matches/{match_id}/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n"
+        "Content-Length: \u00b2\r\n\r\n{}"
+    ).encode("latin-1", "replace")
+    assert _raw_request(server, post.replace(b"?", b"\xb2")).split(b" ")[1][:1] == b"4"
+    for path in ("/api/session", f"/api/matches/{match_id}/events"):
+        method = b"GET" if path == "/api/session" else b"POST"
+        head = (
+            method + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Cookie: ticker_session=x.\xe9" + b"a" * 40 + b"\r\n"
+            b"X-CSRF-Token: \xe9\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        status = _raw_request(server, head).split(b" ")[1]
+        assert status[:1] == b"4", (path, status)
+    with server.admin() as admin:
+        assert len(admin.get(f"/api/matches/{match_id}/ops").json()["ops"]) == 1

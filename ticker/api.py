@@ -67,6 +67,13 @@ def _is_json(content_type: str) -> bool:
     return kind == "application" and (sub == "json" or sub.endswith("+json"))
 
 
+def _decimal(value: str, most: int = 9) -> int | None:
+    """A small ASCII decimal, else None (`isdigit` alone takes '²' and 5,000 digits)."""
+    if value.isascii() and value.isdigit() and len(value) <= most:
+        return int(value)
+    return None
+
+
 async def read_json(request: Request) -> Any:
     """The request body as JSON, refusing bodies over the configured limit early.
 
@@ -75,7 +82,8 @@ async def read_json(request: Request) -> Any:
     """
     limit = request.app.state.settings.max_body
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size = None if declared is None else _decimal(declared, 18)
+    if size is not None and size > limit:
         raise TooLarge(f"request body is over {limit} bytes")
     # No body at all is the 400 below, whatever its type.
     if declared != "0" and not _is_json(request.headers.get("content-type", "")):
@@ -153,10 +161,9 @@ async def patch_match(request: Request) -> Response:
 async def list_ops(request: Request) -> Response:
     mlog = await _engine(request).log(_match_id(request))
     since = request.query_params.get("since")
-    raw_limit = request.query_params.get("limit", str(MAX_OPS_PAGE))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_OPS_PAGE:
+    limit = _decimal(request.query_params.get("limit", str(MAX_OPS_PAGE)))
+    if limit is None or not 1 <= limit <= MAX_OPS_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_OPS_PAGE}", "limit")
-    limit = int(raw_limit)
     if since is None:
         ops = mlog.ops
     elif not is_seq(since):
@@ -207,12 +214,13 @@ def _if_match(request: Request) -> int | None:
         return None
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
-    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+    rev = _decimal(value)
+    if rev is None:
         raise BadRequest(
             'If-Match must be one event rev, a decimal like 3 or "3" (no W/ weak tags, no lists)',
             "If-Match",
         )
-    return int(value)
+    return rev
 
 
 async def patch_event(request: Request) -> Response:
