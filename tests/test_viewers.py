@@ -228,3 +228,26 @@ def test_reporters_presence_across_processes(
         assert httpx.get(a.url + path).status_code == 401
         assert on_b.delete(path).status_code == 204
         assert on_a.get(path).json()["reporters"] == [{"name": jens, "typing": "goal"}]
+
+
+def test_reporters_presence_embedded_and_expiry(make_server, match_id: str) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    path = f"/api/matches/{match_id}/presence"
+    with _reporter(server, "ane") as ane, _reporter(server, "bo") as bo:
+        assert ane.put(path, json={"typing": "corner"}).status_code == 200
+        r = bo.put(path, json={"typing": "save"})
+        assert r.json()["reporters"] == [
+            {"name": "ane", "typing": "corner"},
+            {"name": "bo", "typing": "save"},
+        ]
+
+        # Ane's console stops beating (closed without a goodbye): gone within 15 s, while
+        # Bo's goes on (one beat a second here; the console's is every 5 s).
+        def only_bo() -> bool:
+            time.sleep(0.9)
+            reply = bo.put(path, json={"typing": "save"}).json()["reporters"]
+            return bool(reply == [{"name": "bo", "typing": "save"}])
+
+        wait_for("ane gone", only_bo, 17)
