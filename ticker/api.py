@@ -126,7 +126,8 @@ def _live_first(mlog: MatchLog) -> tuple[int, str, str]:
 
 async def list_matches(request: Request) -> Response:
     logs = sorted(await _engine(request).logs(), key=_live_first)
-    return JSONResponse({"matches": [mlog.summary() for mlog in logs]})
+    count = request.app.state.viewers.count
+    return JSONResponse({"matches": [{**m.summary(), "viewers": count(m.id)} for m in logs]})
 
 
 async def create_match(request: Request) -> Response:
@@ -143,7 +144,9 @@ def _match_id(request: Request) -> str:
 
 async def get_match(request: Request) -> Response:
     mlog = await _engine(request).log(_match_id(request))
-    return JSONResponse(mlog.snapshot().json)
+    # The snapshot's bytes as fans get them, and the viewer count spliced in before the `}`.
+    viewers = request.app.state.viewers.count(mlog.id)
+    return JSONResponse(mlog.snapshot().json[:-1] + b',"viewers":%d}' % viewers)
 
 
 async def patch_match(request: Request) -> Response:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, logs, pages
+from ticker import api, logs, pages, presence
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
@@ -28,6 +28,7 @@ from ticker.errors import TickerError
 from ticker.hub import Hub
 from ticker.kv import create_store
 from ticker.limits import Limits, StreamSlots, create_limiter
+from ticker.presence import Reporters, Viewers
 from ticker.settings import Settings
 from ticker.streams import sse_endpoint, websocket_endpoint
 
@@ -126,6 +127,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     hub = Hub(engine)
     store = create_store(settings, engine)
     limits = Limits(create_limiter(store), settings)
+    # Presence shares the engine's Redis client; the embedded engine is one process: memory.
+    redis_client = getattr(engine, "client", None) if settings.redis_url else None
+    viewers = Viewers(hub, redis_client, settings.redis_prefix, settings.viewers_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             print(f"ticker: {exc}", file=sys.stderr, flush=True)
             os._exit(2)
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
+        counts = asyncio.create_task(viewers.run())
         demo: asyncio.Task[Any] | None = None
         if settings.demo:
             from ticker import demo as demo_mod
@@ -147,14 +152,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             keepalive.cancel()
+            counts.cancel()
             if demo is not None:
                 demo.cancel()
             hub.close_all()
+            await viewers.close()
             await store.close()
             await engine.close()
 
     routes: list[BaseRoute] = [
         *api.routes,
+        *presence.routes,
         WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
         Route("/sse/matches/{match_id}", sse_endpoint),
         *pages.routes,
@@ -176,6 +184,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.hub = hub
+    app.state.viewers = viewers
+    app.state.reporters = Reporters(redis_client, settings.redis_prefix)
     app.state.limits = limits
     # Open streams per client address (limits.address(scope)), for the stream endpoints.
     app.state.stream_slots = StreamSlots(settings.max_streams_per_address)

@@ -122,11 +122,14 @@ class Auth:
         if 20 <= len(session_id) <= 100:
             await self.store.delete(await self._record_key(session_id))
 
-    async def writer(self, conn: HTTPConnection, *, admin: bool = False) -> Writer:
+    async def writer(
+        self, conn: HTTPConnection, *, admin: bool = False, counted: bool = True
+    ) -> Writer:
         """The writer behind a write: Bearer token, or session cookie plus CSRF header.
 
         An address over its failed-auth limit is refused before any token is looked at,
-        and a reporter's write is counted against its token's rate before it is done.
+        and a reporter's write is counted against its token's rate before it is done
+        (unless not `counted`: a console's presence heartbeat is no write).
         """
         address = self.limits.address(conn.scope)
         await self.limits.check_failures(address)
@@ -151,7 +154,7 @@ class Auth:
             raise Unauthorized("this needs 'Authorization: Bearer TOKEN'", "Authorization")
         if admin and not who.admin:
             raise Forbidden("this needs the admin token")
-        if not who.admin:
+        if counted and not who.admin:
             # The admin is not limited: it may mint any number of reporter tokens anyway,
             # and operators' tools (imports, benchmarks) need its full rate.
             await self.limits.write(who.key)

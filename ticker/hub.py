@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ticker.engines.base import Engine
 from ticker.log import MatchLog
 from ticker.model import Op
 from ticker.wire import Message
+
+if TYPE_CHECKING:
+    from ticker.presence import ViewerSet
 
 log = logging.getLogger("ticker.hub")
 
@@ -52,7 +55,7 @@ class RawSink(Protocol):
 class Group:
     """One match's local subscribers."""
 
-    __slots__ = ("log", "match_id", "raw", "sinks")
+    __slots__ = ("log", "match_id", "raw", "sinks", "viewers")
 
     def __init__(self, match_id: str, mlog: MatchLog) -> None:
         self.match_id = match_id
@@ -60,6 +63,8 @@ class Group:
         # Bound `write` methods, kept apart so the hot loop is a plain call per fan.
         self.raw: dict[RawSink, Callable[[bytes], None]] = {}
         self.sinks: set[Sink] = set()
+        # Those of them that asked for viewer counts (ticker.presence), made on the first.
+        self.viewers: ViewerSet | None = None
 
     def __len__(self) -> int:
         return len(self.raw) + len(self.sinks)
@@ -170,6 +175,8 @@ class Hub:
             del group.raw[sink]  # type: ignore[arg-type]
         else:
             group.sinks.discard(sink)  # type: ignore[arg-type]
+        if group.viewers is not None:
+            group.viewers.discard(sink)
         if not group and self.groups.get(group.match_id) is group:
             del self.groups[group.match_id]
             self.engine.unwatch(group.match_id)

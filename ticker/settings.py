@@ -52,6 +52,14 @@ def _rate(raw: str) -> float:
     return value
 
 
+def _viewers_interval(raw: str) -> float:
+    value = _float(raw)
+    if value > 5:
+        # Counts must be at most 15 s old: a process's key lives 15 s less one interval.
+        raise ValueError("expected a number of seconds above 0, at most 5")
+    return value
+
+
 def _admin_token(raw: str) -> str:
     if raw and len(raw) < 24:
         raise ValueError("must be at least 24 characters (try: openssl rand -hex 32)")
@@ -140,6 +148,8 @@ class Settings:
     # of the previous response), then its body (from the head): else 408 and close.
     head_timeout: float = 10.0
     body_timeout: float = 10.0
+    # Seconds between viewer-count updates (publish, read the other processes', tell fans).
+    viewers_interval: float = 5.0
 
     @property
     def engine_name(self) -> str:
@@ -170,6 +180,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_streams_per_address": _positive,
     "head_timeout": _float,
     "body_timeout": _float,
+    "viewers_interval": _viewers_interval,
 }
 # Never echoed in an error message.
 _SECRETS = frozenset({"admin_token", "session_secret"})

@@ -20,6 +20,7 @@ from ticker.fastws import CLOSE_TIMEOUT, Fan, TickerWebSocketProtocol, raw_chann
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
 from ticker.limits import Limited
 from ticker.model import MATCH_ID_RE, is_seq
+from ticker.presence import Viewers
 from ticker.wire import Message
 
 CLOSE_UNKNOWN_MATCH = 4404
@@ -98,6 +99,23 @@ def _since(value: str | None) -> str | None:
     return value if is_seq(value) else "0-0"
 
 
+def _viewers(conn: HTTPConnection) -> Viewers | None:
+    """The process's viewer counts when the client opted in with `?viewers=1`."""
+    return conn.app.state.viewers if conn.query_params.get("viewers") == "1" else None
+
+
+def _counted(attach: QueuedSink, viewers: Viewers | None) -> Callable[[Group, list[Message]], None]:
+    """`attach`, then (opted in) the first count right after the catch-up."""
+    if viewers is None:
+        return attach
+
+    def attach_counted(group: Group, backlog: list[Message]) -> None:
+        attach(group, backlog)
+        viewers.opt_in(group, attach)
+
+    return attach_counted
+
+
 def _slot(conn: HTTPConnection) -> Callable[[], None] | None:
     """Take one of the client address's stream slots: its release, or None when the
     address has none left (a 429 before the upgrade or the stream's headers)."""
@@ -140,9 +158,10 @@ async def _websocket(
     sink: QueuedSink | None = None
     attach: Callable[[Group, list[Message]], None]
     if raw is not None:
-        attach = _adopt(hub, websocket, raw, release)
+        attach = _adopt(hub, websocket, raw, release, _viewers(websocket))
     else:
-        attach = sink = _queued(hub, websocket)
+        sink = _queued(hub, websocket)
+        attach = _counted(sink, _viewers(websocket))
     try:
         await hub.join(match_id, since, attach)
     except MatchNotFound:
@@ -156,7 +175,11 @@ async def _websocket(
 
 
 def _adopt(
-    hub: Hub, websocket: WebSocket, raw: TickerWebSocketProtocol, release: Callable[[], None]
+    hub: Hub,
+    websocket: WebSocket,
+    raw: TickerWebSocketProtocol,
+    release: Callable[[], None],
+    viewers: Viewers | None,
 ) -> Callable[[Group, list[Message]], None]:
     """The raw path: the hub takes the socket over; catch-up frames, then live ones."""
     settings = websocket.app.state.settings
@@ -175,6 +198,8 @@ def _adopt(
         for msg in backlog:
             fan.write(msg.frame)
         hub.add_raw(group, fan)
+        if viewers is not None:
+            viewers.opt_in(group, fan)
 
     return attach
 
@@ -238,10 +263,11 @@ async def sse_endpoint(request: Request) -> Response:
     if release is None:
         return _too_many_streams()
     sink = _queued(hub, request)
+    viewers = _viewers(request)
 
     async def stream() -> AsyncIterator[bytes]:
         # Joined only once the response streams, so an abandoned request leaves nothing.
-        await hub.join(match_id, since, sink)
+        await hub.join(match_id, since, _counted(sink, viewers))
         try:
             yield b"retry: 2000\n\n"
             async for batch in sink.batches(heartbeat=SSE_HEARTBEAT):

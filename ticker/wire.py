@@ -34,17 +34,24 @@ def ws_close_frame(code: int, reason: str = "") -> bytes:
     return ws_frame(0x8, struct.pack("!H", code) + reason.encode()[:120])
 
 
-def sse_record(seq: str, kind: str, payload: bytes) -> bytes:
-    """One Server-Sent Events record; orjson never emits a raw newline, so one data line."""
-    return b"id: " + seq.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+def sse_record(seq: str | None, kind: str, payload: bytes) -> bytes:
+    """One Server-Sent Events record; orjson never emits a raw newline, so one data line.
+
+    Without a seq there is no `id:` line, so the browser's Last-Event-ID stays where it was.
+    """
+    head = b"" if seq is None else b"id: " + seq.encode() + b"\n"
+    return head + b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
 
 
 class Message:
-    """One message for subscribers: its JSON once, and each framing at most once."""
+    """One message for subscribers: its JSON once, and each framing at most once.
+
+    `seq` is None for a message outside the log (viewer counts): it moves no cursor.
+    """
 
     __slots__ = ("_frame", "_sse", "json", "kind", "seq")
 
-    def __init__(self, seq: str, kind: str, json: bytes) -> None:
+    def __init__(self, seq: str | None, kind: str, json: bytes) -> None:
         self.seq = seq
         self.kind = kind
         self.json = json

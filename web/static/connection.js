@@ -46,6 +46,7 @@ export class TickerConnection {
    * @param {(msg: object) => void} o.onMessage
    * @param {(status: string) => void} [o.onStatus]
    * @param {"auto"|"ws"|"sse"} [o.transport]
+   * @param {(count: number) => void} [o.onViewers] asks for viewer counts (`viewers=1`)
    */
   constructor(o) {
     this.origin = o.origin.replace(/\/$/, "");
@@ -53,6 +54,7 @@ export class TickerConnection {
     this.seq = o.since || "";
     this.onMessage = o.onMessage;
     this.onStatus = o.onStatus || (() => {});
+    this.onViewers = o.onViewers || null;
     this.transport = o.transport || "auto";
     this.WebSocket = "WebSocket" in o ? o.WebSocket : globalThis.WebSocket;
     this.EventSource = "EventSource" in o ? o.EventSource : globalThis.EventSource;
@@ -124,7 +126,9 @@ export class TickerConnection {
 
   _url(kind) {
     const path = `/${kind}/matches/${encodeURIComponent(this.matchId)}`;
-    const query = this.seq ? `?since=${encodeURIComponent(this.seq)}` : "";
+    const params = new URLSearchParams(this.seq ? { since: this.seq } : {});
+    if (this.onViewers) params.set("viewers", "1");
+    const query = params.toString() ? `?${params}` : "";
     const base = kind === "ws" ? this.origin.replace(/^http/, "ws") : this.origin;
     return base + path + query;
   }
@@ -184,6 +188,7 @@ export class TickerConnection {
       if (this.socket === es) this._receive(e.data);
     };
     for (const name of OPS) es.addEventListener(name, receive);
+    if (this.onViewers) es.addEventListener("viewers", receive);
     es.onmessage = receive;
     es.onopen = () => {
       if (this.socket !== es) return;
@@ -247,6 +252,11 @@ export class TickerConnection {
       return;
     }
     if (!msg || typeof msg !== "object") return;
+    if (msg.op === "viewers") {
+      // Outside the log: no seq, so it never moves the resume cursor.
+      if (this.onViewers && Number.isInteger(msg.count)) this.onViewers(msg.count);
+      return;
+    }
     if (msg.op === "snapshot") {
       // A snapshot is the whole truth at its seq (a fresh stream, or a reset).
       this.seq = typeof msg.seq === "string" ? msg.seq : "";

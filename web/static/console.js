@@ -7,6 +7,7 @@ import { backoffDelay } from "./connection.js";
 import { formatMinute, serverNow } from "./clock.js";
 import { eventLabel, pageLang, t } from "./i18n.js";
 import { mountLive } from "./live.js";
+import { mountPresence } from "./presence.js";
 import { Scoreboard } from "./render.js";
 
 const lang = pageLang();
@@ -931,6 +932,8 @@ function openMatch(id) {
 }
 
 // ---- start ----
+// Who else is on the match (presence.js reads our state; it beats and renders on its own).
+mountPresence({ root: $("presence"), lang, state: () => ({ matchId, csrf, typing: currentType() }) });
 setType("comment");
 $("form-title").textContent = tx("newEvent");
 $("submit").textContent = tx("send");

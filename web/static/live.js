@@ -20,6 +20,7 @@ const CATCH_UP_MS = 2000;
  * @param {string} o.origin, o.matchId, o.lang
  * @param {object} [o.snapshot]   first paint (server-rendered); connect with since=its seq
  * @param {(info: {kind: string, scrolled: boolean}) => void} [o.onChange]
+ * @param {(count: number) => void} [o.onViewers] live viewer counts (viewers.js)
  */
 export function mountLive(o) {
   const model = new MatchModel();
@@ -98,6 +99,7 @@ export function mountLive(o) {
       o.onStatus?.(status);
     },
     transport: o.transport,
+    onViewers: o.onViewers,
   });
   conn.start();
 
