@@ -172,7 +172,14 @@ def test_viewers_messages_move_no_cursor(make_server, match_id: str, ws: str) ->
         others = [Fan(server, match_id, "ws") for _ in range(3)]  # the count changes
         wait_for("a changed count", lambda: fan.counts()[-1:] == [5] == sse.counts()[-1:], 10)
         later = [post(f"later {i}") for i in range(2)]
-        wait_for("the later ops", lambda: fan.ops()[-1:] == later[-1:], 10)
+        wait_for(
+            "the later ops",
+            lambda: (
+                fan.ops()[-1:] == later[-1:]
+                and [m for m in sse.ops() if m["op"] != "viewers"][-1:] == later[-1:]
+            ),
+            10,
+        )
         # The client's cursor is the last seq it got: viewers messages have none.
         seqs = [m["seq"] for m in fan.ops() if "seq" in m]
         assert all("seq" not in m for m in fan.ops() if m["op"] == "viewers")
