@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from ticker import facts
 from ticker.errors import EngineUnavailable, MatchNotFound
 from ticker.model import MATCH_ID_RE
 
@@ -215,7 +216,12 @@ def _problem(request: Request, status: int, title_key: str, text_key: str) -> HT
 
 
 async def _match_page(
-    request: Request, template: str, frame_ancestors: str = "'none'", **extra: str
+    request: Request,
+    template: str,
+    frame_ancestors: str = "'none'",
+    *,
+    compact: bool = False,
+    **extra: str,
 ) -> Response:
     """A page of the match in the path, first painted from its snapshot; else a status page."""
     match_id = request.path_params["match_id"]
@@ -253,10 +259,16 @@ async def _match_page(
         "phase": state["phase"],
         "phase_label": PHASES[lang].get(state["phase"], state["phase"]),
     }
-    # The scoreboard markup is shared by the fan page and the embed.
+    # The scoreboard markup is shared by the fan page and the embed; scorers, cards, stats
+    # and the full-time summary are in it before any script runs (web/static/facts.js
+    # keeps them live).
+    events = list(log.events.values())
+    board = facts.board_slots(lang, match, state, events)
     raw = {
         "snapshot": script_json(log.snapshot().json),
-        "scoreboard": render("scoreboard.html", **values),
+        "scoreboard": render("scoreboard.html", board, **values),
+        "stats": "" if compact else facts.stats_html(lang, match, state),
+        "summary": facts.summary_html(lang, match, state, events),
     }
     return _page(render(template, raw, **values), frame_ancestors=frame_ancestors)
 
@@ -277,6 +289,7 @@ async def embed_page(request: Request) -> Response:
         request,
         "embed.html",
         ancestors,
+        compact=compact,
         compact_class=" tk--compact" if compact else "",
         limit=limit,
     )

@@ -31,6 +31,14 @@ const STRINGS = {
       noMatches: "Ingen kampe lige nu.", matches: "Kampe", liveNow: "Live nu",
       upcoming: "Kommende", finished: "Afsluttede", moreNew: "{n} nye hændelser. Seneste: {last}",
       kickoffAt: "Afspark {time}", poweredBy: "Live ticker", openFull: "Åbn hele tickeren",
+      goals: "Mål", sentOff: "Udvist", cards: "Kort", penMark: "(str.)", ogMark: "(selvmål)",
+      unknownPlayer: "Ukendt", stats: "Kampstatistik", statistic: "Statistik",
+      fullTime: "Slutresultat", secondYellow: "Andet gule kort",
+    },
+    stat: {
+      shots: "Skud", shots_on_target: "Skud på mål", corners: "Hjørnespark",
+      fouls: "Begåede frispark", offsides: "Offside", yellow_cards: "Gule kort",
+      red_cards: "Røde kort",
     },
   },
   en: {
@@ -63,6 +71,13 @@ const STRINGS = {
       noMatches: "No matches right now.", matches: "Matches", liveNow: "Live now",
       upcoming: "Upcoming", finished: "Finished", moreNew: "{n} new events. Latest: {last}",
       kickoffAt: "Kick-off {time}", poweredBy: "Live ticker", openFull: "Open the full ticker",
+      goals: "Goals", sentOff: "Sent off", cards: "Cards", penMark: "(pen.)", ogMark: "(o.g.)",
+      unknownPlayer: "Unknown", stats: "Match stats", statistic: "Statistic",
+      fullTime: "Full-time", secondYellow: "Second yellow",
+    },
+    stat: {
+      shots: "Shots", shots_on_target: "Shots on target", corners: "Corners", fouls: "Fouls",
+      offsides: "Offsides", yellow_cards: "Yellow cards", red_cards: "Red cards",
     },
   },
 };

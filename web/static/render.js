@@ -3,6 +3,7 @@
 
 import { detailLabel, eventLabel, locale, t } from "./i18n.js";
 import { formatMinute } from "./clock.js";
+import { renderBoardFacts } from "./facts.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -230,9 +231,13 @@ export class Scoreboard {
       const crest = el(doc, "span", "sb-crest");
       crest.dataset.tk = `${side}-short`;
       crest.setAttribute("aria-hidden", "true");
+      const row = el(doc, "span", "sb-name-row");
       const name = el(doc, "span", "sb-name");
       name.dataset.tk = `${side}-name`;
-      team.append(crest, name);
+      const reds = el(doc, "span", "sb-reds");
+      reds.dataset.tk = `${side}-reds`;
+      row.append(name, reds);
+      team.append(crest, row);
       grid.append(team);
       if (side === "home") {
         const score = el(doc, "div", "sb-score");
@@ -256,7 +261,16 @@ export class Scoreboard {
     const phase = el(doc, "span", "sb-phase");
     phase.dataset.tk = "phase";
     status.append(clock, phase);
-    root.append(meta, title, grid, status);
+    const pens = el(doc, "p", "sb-pens");
+    pens.dataset.tk = "pens";
+    pens.hidden = true;
+    const facts = el(doc, "div", "sb-facts");
+    for (const side of ["home", "away"]) {
+      const box = el(doc, "div", `sb-side sb-side--${side}`);
+      box.dataset.tk = `${side}-facts`;
+      facts.append(box);
+    }
+    root.append(meta, title, grid, pens, status, facts);
     return root;
   }
 
@@ -290,6 +304,7 @@ export class Scoreboard {
     this.lastScore = key;
     this.setText("phase", t(this.lang, "phase", state.phase));
     this.root.dataset.phase = state.phase;
+    renderBoardFacts(this.root, model, this.lang);
   }
 
   /** Called by the shared clock timer. */
