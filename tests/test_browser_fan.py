@@ -227,7 +227,6 @@ def test_stats_panel_opens_by_keyboard_and_follows_the_state(
     expect(table).to_be_visible()
     shoot(page, "fan-stats-desktop")
     page.set_viewport_size(PHONE)
-    stats.scroll_into_view_if_needed()
     shoot(page, "fan-stats-phone")
 
 
