@@ -134,8 +134,13 @@ def test_shootout_tally_live_and_full_time_summary_on_top_of_the_feed(
 
     post_event(api, match_id, type="penalty_shootout")
     expect(pens).to_have_text("Straffespark 0–0")
-    post_event(api, match_id, type="goal", team="home", player="Achouri")
+    kick = post_event(api, match_id, type="goal", team="home", player="Achouri")
     expect(pens).to_have_text("Straffespark 1–0")
+    # A kick is told as one, not as a goal of the match.
+    kick_item = page.locator(f"li[data-id='{kick['seq']}']")
+    expect(kick_item.locator(".ev-label")).to_have_text("Straffe scoret")
+    expect(page.locator("[data-tk=announce]")).to_contain_text("Straffespark 1–0")
+    expect(page.locator("li.ev--goal:not(.ev--kick) .ev-label")).to_have_text(["Mål", "Mål"])
     post_event(api, match_id, type="goal", team="away", player="Politano")
     post_event(api, match_id, type="goal", team="home", player="Elyounoussi")
     expect(pens).to_have_text("Straffespark 2–1")
@@ -268,10 +273,15 @@ def test_first_paint_without_javascript_has_scorers_cards_and_summary(
         " document.querySelector(s).textContent.replace(/\\s+/g, ' ').trim())"
     )
     served = page.evaluate(texts)
+    served_feed = page.locator("[data-tk=feed]").inner_html()
+    expect(page.locator("[data-tk=feed] > li")).to_have_count(18)
+    expect(page.locator("[data-tk=empty]")).to_be_hidden()
     live = new_page()
     live.goto(f"{server.url}/matches/{match_id}?lang=en")
     expect(live.locator(".conn")).to_have_attribute("data-status", "live")
     assert live.evaluate(texts) == served
+    # The feed too, to the markup: feedpaint.py and render.js agree.
+    assert live.locator("[data-tk=feed]").inner_html() == served_feed
     shoot(page, "fan-nojs-fulltime-desktop")
     page.set_viewport_size(PHONE)
     shoot(page, "fan-nojs-fulltime-phone")
@@ -344,6 +354,10 @@ def test_embed_on_another_origin_shows_scorers_and_cards_and_passes_axe(
             assert width <= 320, f"the partner page is {width}px wide at 320px"
             page.set_viewport_size(PHONE)
             shoot(page, "embed-partner-facts-phone")
+            # A full-page shot leaves an off-screen cross-origin frame unpainted: shoot it in view.
+            page.locator("iframe").scroll_into_view_if_needed()
+            expect(frame.locator("[data-tk=away-facts] .sb-off li")).to_be_visible()
+            shoot(page, "embed-partner-facts-phone-iframe", full_page=False)
 
 
 def test_axe_narrow_screens_and_screenshots(

@@ -10,6 +10,7 @@ const STRINGS = {
       extra_time: "Forlænget spilletid", penalty_shootout: "Straffesparkskonkurrence",
       full_time: "Slut", comment: "Kommentar",
     },
+    kick: { goal: "Straffe scoret", miss: "Straffe brændt", save: "Straffe reddet" },
     phase: {
       pre_match: "Før kampen", first_half: "1. halvleg", half_time: "Pause",
       second_half: "2. halvleg", extra_time: "Forlænget spilletid",
@@ -50,6 +51,7 @@ const STRINGS = {
       extra_time: "Extra time", penalty_shootout: "Penalty shoot-out",
       full_time: "Full-time", comment: "Comment",
     },
+    kick: { goal: "Penalty scored", miss: "Penalty missed", save: "Penalty saved" },
     phase: {
       pre_match: "Pre-match", first_half: "First half", half_time: "Half-time",
       second_half: "Second half", extra_time: "Extra time", penalties: "Penalties",
@@ -104,7 +106,11 @@ export function t(lang, group, key, vars) {
 }
 
 /** The label of an event: an own goal is told apart from a goal. */
-export function eventLabel(lang, event) {
+export function eventLabel(lang, event, { kick = false } = {}) {
+  // A kick of the shoot-out is no goal of the match: it is told as a penalty scored or missed.
+  if (kick && (event.type === "goal" || event.type === "miss" || event.type === "save")) {
+    return t(lang, "kick", event.type);
+  }
   if (event.type === "goal" && event.detail === "own_goal") return t(lang, "type", "own_goal");
   return t(lang, "type", event.type);
 }

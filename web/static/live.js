@@ -61,8 +61,11 @@ export function mountLive(o) {
       return;
     }
     const before = `${model.state.score.home}-${model.state.score.away}`;
+    const shootout = model.shootoutStart();
     const change = model.apply(msg);
     if (!change) return;
+    // The shoot-out's start moved (retracted, or a correction made one): every kick changes.
+    const rekick = shootout !== model.shootoutStart() && change.kind !== "add";
     let scrolled = false;
     // A new scorer or red card grows the board above the feed: keep the reader's place.
     preserveScroll(o.feed, () => {
@@ -77,6 +80,7 @@ export function mountLive(o) {
       } else if (change.kind === "match") {
         feed.reset(); // team names appear in every item
       }
+      if (rekick) feed.reset();
       render();
     });
     const after = `${model.state.score.home}-${model.state.score.away}`;
