@@ -112,6 +112,20 @@ def test_scorers_and_red_cards_follow_every_op_live(
         "Red card: Anguissa"
     )
 
+    # A shoot-out logged by mistake, then retracted: its kick becomes a goal of the match.
+    shootout = post_event(api, match_id, type="penalty_shootout")
+    kick = post_event(api, match_id, type="goal", team="home", player="Achouri", minute=90)
+    item = page.locator(f"li[data-id='{kick['seq']}']")
+    expect(item.locator(".ev-label")).to_have_text("Penalty scored")
+    expect(page.locator("[data-tk=pens]")).to_have_text("Penalties 1–0")
+    r = api.delete(f"/api/matches/{match_id}/events/{shootout['seq']}")
+    assert r.status_code == 200, r.text
+    expect(item.locator(".ev-label")).to_have_text("Goal")
+    expect(page.locator("[data-tk=pens]")).to_be_hidden()
+    expect(page.locator("[data-tk=home-facts] .sb-scorers li")).to_have_text(
+        ["Rrahmani 50' (o.g.)", "Achouri 90'"]
+    )
+
 
 def test_shootout_tally_live_and_full_time_summary_on_top_of_the_feed(
     server: TickerServer,  # noqa: F811
