@@ -264,6 +264,7 @@ def test_first_paint_without_javascript_has_scorers_cards_and_summary(
     ):  # fmt: skip
         page.goto(f"{server.url}/matches/{match_id}?lang={lang}")
         expect(page.locator("[data-tk=home-goals]")).to_have_text("2")
+        expect(page.locator(".conn")).to_be_hidden()  # no "Connecting…" that never connects
         assert side_lines(page, "away", "scorers") == [f"Sory Kaba 13', 45+2' {pen}"]
         assert side_lines(page, "home", "scorers") == [
             f"Rrahmani 30' {og}",
