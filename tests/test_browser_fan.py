@@ -414,3 +414,34 @@ def test_axe_narrow_screens_and_screenshots(
         width = narrow.evaluate("document.documentElement.scrollWidth")
         assert width <= 320, f"{path} is {width}px wide at 320px"
     shoot(narrow, "fan-facts-320")
+
+
+def test_markup_in_names_is_text_in_every_new_view(
+    server: TickerServer,  # noqa: F811
+    api: httpx.Client,  # noqa: F811
+    match_id: str,
+    new_page: Callable[..., Page],  # noqa: F811
+) -> None:
+    evil = '<img src=x onerror="window.__xss=1">'
+    new_match(api, match_id, home="<b>Bold</b> FC", away="</script><i>Away</i>")
+    post_event(api, match_id, type="kickoff")
+    post_event(api, match_id, type="goal", team="home", player=evil, detail="penalty", minute=5)
+    post_event(api, match_id, type="red_card", team="away", player="<b>Red</b>", minute=7)
+    post_event(api, match_id, type="full_time")
+    views = ".sb, [data-tk=summary], [data-tk=stats]"
+    for scripts in (False, True):
+        page = new_page(java_script_enabled=scripts)
+        page.goto(f"{server.url}/matches/{match_id}")
+        expect(page.locator("[data-tk=home-facts] .sb-scorers li")).to_have_text(
+            [f"{evil} 5' (str.)"]
+        )
+        expect(page.locator("[data-tk=away-reds] .sb-redcard")).to_have_accessible_name(
+            "Rødt kort: <b>Red</b>"
+        )
+        expect(page.locator("[data-tk=summary] .sum-result")).to_have_text(
+            "<b>Bold</b> FC 1–0 </script><i>Away</i>"
+        )
+        expect(page.locator("[data-tk=stats] thead th").first).to_contain_text("<b>Bold</b> FC")
+        assert page.locator(views).locator("img, b, i, script").count() == 0
+        if scripts:
+            assert page.evaluate("window.__xss") is None
