@@ -1,4 +1,4 @@
-"""Helpers for the browser tests: launching Debian's Chromium, posting events, screenshots."""
+"""Helpers for the browser tests: Debian's Chromium, posting events, screenshots, axe-core."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+# From tests/package.json: `npm ci --prefix tests` (scripts/test runs it when missing).
+AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -50,6 +52,44 @@ def shoot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
+
+
+def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core in the page and in each of its frames; its violations of `impacts`, one
+    line per rule and element (open shadow roots included, as axe walks them itself).
+
+    The script goes in through the DevTools protocol (`evaluate`), which a page's CSP does
+    not govern, so pages are checked with the very headers they are served with.
+    """
+    if not AXE.exists():
+        raise RuntimeError(f"{AXE} is missing: run `npm ci --prefix tests`")
+    source = AXE.read_text(encoding="utf-8")
+    found: list[str] = []
+    for frame in page.frames:
+        if not frame.url.startswith("http"):
+            continue
+        # Colours are measured as painted: let finite animations (a new item fading in) end.
+        frame.evaluate(
+            """() => {
+              const roots = [document, ...[...document.querySelectorAll('*')]
+                .map((e) => e.shadowRoot).filter(Boolean)];
+              return Promise.all(roots.flatMap((r) => r.getAnimations())
+                .filter((a) => a.effect?.getComputedTiming().iterations !== Infinity)
+                .map((a) => a.finished.catch(() => null)));
+            }"""
+        )
+        frame.evaluate(f"{source}\n;undefined")
+        result = frame.evaluate(
+            """() => axe.run(document, {resultTypes: ['violations'], iframes: false})
+                 .then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact,
+                   help: v.help, nodes: v.nodes.map((n) => [JSON.stringify(n.target),
+                     n.failureSummary].join(': '))})))"""
+        )
+        for rule in result:
+            if rule["impact"] in impacts:
+                where = f"{frame.url} {rule['impact']} {rule['id']}: {rule['help']}"
+                found += [f"{where}: {node}" for node in rule["nodes"]]
+    return found
 
 
 class _PartnerHandler(http.server.BaseHTTPRequestHandler):

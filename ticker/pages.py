@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from ticker import facts, feedpaint
 from ticker.errors import EngineUnavailable, MatchNotFound
 from ticker.model import MATCH_ID_RE
 
@@ -215,7 +216,13 @@ def _problem(request: Request, status: int, title_key: str, text_key: str) -> HT
 
 
 async def _match_page(
-    request: Request, template: str, frame_ancestors: str = "'none'", **extra: str
+    request: Request,
+    template: str,
+    frame_ancestors: str = "'none'",
+    *,
+    compact: bool = False,
+    limit: int = 0,
+    **extra: str,
 ) -> Response:
     """A page of the match in the path, first painted from its snapshot; else a status page."""
     match_id = request.path_params["match_id"]
@@ -253,10 +260,18 @@ async def _match_page(
         "phase": state["phase"],
         "phase_label": PHASES[lang].get(state["phase"], state["phase"]),
     }
-    # The scoreboard markup is shared by the fan page and the embed.
+    # The scoreboard markup is shared by the fan page and the embed; scorers, cards, stats
+    # and the full-time summary are in it before any script runs (web/static/facts.js
+    # keeps them live).
+    events = list(log.events.values())
+    board = facts.board_slots(lang, match, state, events)
     raw = {
         "snapshot": script_json(log.snapshot().json),
-        "scoreboard": render("scoreboard.html", **values),
+        "scoreboard": render("scoreboard.html", board, **values),
+        "stats": "" if compact else facts.stats_html(lang, match, state),
+        "summary": facts.summary_html(lang, match, state, events),
+        "feed": feedpaint.feed_html(lang, match, events, compact=compact, limit=limit),
+        "empty_hidden": " hidden" if events else "",
     }
     return _page(render(template, raw, **values), frame_ancestors=frame_ancestors)
 
@@ -269,16 +284,18 @@ async def embed_page(request: Request) -> Response:
     params = request.query_params
     compact = params.get("compact", "0") not in ("0", "false", "no")
     try:
-        limit = str(max(0, min(200, int(params.get("limit", "0")))))
+        limit = max(0, min(200, int(params.get("limit", "0"))))
     except ValueError:
-        limit = "0"
+        limit = 0
     ancestors = request.app.state.settings.frame_ancestors.strip() or "'none'"
     return await _match_page(
         request,
         "embed.html",
         ancestors,
-        compact_class=" tk--compact" if compact else "",
+        compact=compact,
         limit=limit,
+        compact_class=" tk--compact" if compact else "",
+        limit_attr=str(limit),
     )
 
 

@@ -6,11 +6,13 @@
 // It connects to the origin it was loaded from, renders into its own shadow root (so the
 // partner's CSS cannot break it, and it works inside other components' shadow roots too),
 // and follows its attributes: change one and it re-renders or reconnects.
-// Style hooks: --tk-* custom properties (they inherit in) and ::part(scoreboard|feed|event).
+// Style hooks: --tk-* custom properties (they inherit in) and
+// ::part(scoreboard|stats|summary|feed|event). `compact` leaves the stats panel out.
 
 import { mountLive } from "./static/live.js";
 import { pickLang, t } from "./static/i18n.js";
 import { Scoreboard } from "./static/render.js";
+import { buildStats, buildSummary } from "./static/facts.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
 const STYLESHEET = new URL("./static/feed.css", import.meta.url).href;
@@ -102,7 +104,9 @@ class TickerFeed extends HTMLElement {
     announce.setAttribute("aria-live", "polite");
     announce.setAttribute("aria-atomic", "true");
 
-    root.append(board, foot, feed, empty, announce);
+    const stats = compact ? null : buildStats(document, lang);
+    const summary = buildSummary(document);
+    root.append(...[board, foot, stats, summary, feed, empty, announce].filter(Boolean));
     shadow.replaceChildren(link, root);
     this._root = root;
 
@@ -122,6 +126,8 @@ class TickerFeed extends HTMLElement {
       empty,
       status,
       announce,
+      stats,
+      summary,
       decorate: (li) => li.setAttribute("part", "event"),
     });
   }

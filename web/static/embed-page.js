@@ -22,4 +22,6 @@ mountLive({
   empty: part("empty"),
   status: document.querySelector(".conn"),
   announce: part("announce"),
+  stats: part("stats"),
+  summary: part("summary"),
 });

@@ -10,6 +10,7 @@ const STRINGS = {
       extra_time: "Forlænget spilletid", penalty_shootout: "Straffesparkskonkurrence",
       full_time: "Slut", comment: "Kommentar",
     },
+    kick: { goal: "Straffe scoret", miss: "Straffe brændt", save: "Straffe reddet" },
     phase: {
       pre_match: "Før kampen", first_half: "1. halvleg", half_time: "Pause",
       second_half: "2. halvleg", extra_time: "Forlænget spilletid",
@@ -31,6 +32,14 @@ const STRINGS = {
       noMatches: "Ingen kampe lige nu.", matches: "Kampe", liveNow: "Live nu",
       upcoming: "Kommende", finished: "Afsluttede", moreNew: "{n} nye hændelser. Seneste: {last}",
       kickoffAt: "Afspark {time}", poweredBy: "Live ticker", openFull: "Åbn hele tickeren",
+      goals: "Mål", sentOff: "Udvist", cards: "Kort", penMark: "(str.)", ogMark: "(selvmål)",
+      unknownPlayer: "Ukendt", stats: "Kampstatistik", statistic: "Statistik",
+      fullTime: "Slutresultat", secondYellow: "Andet gule kort",
+    },
+    stat: {
+      shots: "Skud", shots_on_target: "Skud på mål", corners: "Hjørnespark",
+      fouls: "Begåede frispark", offsides: "Offside", yellow_cards: "Gule kort",
+      red_cards: "Røde kort",
     },
   },
   en: {
@@ -42,6 +51,7 @@ const STRINGS = {
       extra_time: "Extra time", penalty_shootout: "Penalty shoot-out",
       full_time: "Full-time", comment: "Comment",
     },
+    kick: { goal: "Penalty scored", miss: "Penalty missed", save: "Penalty saved" },
     phase: {
       pre_match: "Pre-match", first_half: "First half", half_time: "Half-time",
       second_half: "Second half", extra_time: "Extra time", penalties: "Penalties",
@@ -63,6 +73,13 @@ const STRINGS = {
       noMatches: "No matches right now.", matches: "Matches", liveNow: "Live now",
       upcoming: "Upcoming", finished: "Finished", moreNew: "{n} new events. Latest: {last}",
       kickoffAt: "Kick-off {time}", poweredBy: "Live ticker", openFull: "Open the full ticker",
+      goals: "Goals", sentOff: "Sent off", cards: "Cards", penMark: "(pen.)", ogMark: "(o.g.)",
+      unknownPlayer: "Unknown", stats: "Match stats", statistic: "Statistic",
+      fullTime: "Full-time", secondYellow: "Second yellow",
+    },
+    stat: {
+      shots: "Shots", shots_on_target: "Shots on target", corners: "Corners", fouls: "Fouls",
+      offsides: "Offsides", yellow_cards: "Yellow cards", red_cards: "Red cards",
     },
   },
 };
@@ -89,7 +106,11 @@ export function t(lang, group, key, vars) {
 }
 
 /** The label of an event: an own goal is told apart from a goal. */
-export function eventLabel(lang, event) {
+export function eventLabel(lang, event, { kick = false } = {}) {
+  // A kick of the shoot-out is no goal of the match: it is told as a penalty scored or missed.
+  if (kick && (event.type === "goal" || event.type === "miss" || event.type === "save")) {
+    return t(lang, "kick", event.type);
+  }
   if (event.type === "goal" && event.detail === "own_goal") return t(lang, "type", "own_goal");
   return t(lang, "type", event.type);
 }

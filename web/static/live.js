@@ -4,8 +4,9 @@
 import { TickerConnection } from "./connection.js";
 import { addClock, observeServerTime, refreshClocks } from "./clock.js";
 import { MatchModel } from "./model.js";
-import { FeedView, Scoreboard, createAnnouncer, eventSentence } from "./render.js";
+import { FeedView, Scoreboard, createAnnouncer, eventSentence, preserveScroll } from "./render.js";
 import { t } from "./i18n.js";
+import { renderStats, renderSummary } from "./facts.js";
 
 // Ops that arrive this soon after a (re)connect are catch-up, not news of right now.
 const CATCH_UP_MS = 2000;
@@ -17,6 +18,8 @@ const CATCH_UP_MS = 2000;
  * @param {Element} [o.empty]     shown while there are no events
  * @param {Element} [o.status]    gets data-status and a label
  * @param {Element} [o.announce]  an aria-live region
+ * @param {Element} [o.stats]     the stats <details> (facts.js buildStats, or server-rendered)
+ * @param {Element} [o.summary]   the full-time summary's section
  * @param {string} o.origin, o.matchId, o.lang
  * @param {object} [o.snapshot]   first paint (server-rendered); connect with since=its seq
  * @param {(info: {kind: string, scrolled: boolean}) => void} [o.onChange]
@@ -42,33 +45,45 @@ export function mountLive(o) {
 
   function render() {
     board.update(model);
+    if (o.stats) renderStats(o.stats, model);
+    if (o.summary) renderSummary(o.summary, model, o.lang);
     refreshClocks();
   }
 
   function onMessage(msg) {
     if (msg.op === "snapshot") {
       model.reset(msg);
-      feed.reset();
-      render();
+      // The board, stats and summary above the feed change height too: one anchor for all.
+      preserveScroll(o.feed, () => {
+        feed.reset();
+        render();
+      });
       o.onChange?.({ kind: "reset", scrolled: false });
       return;
     }
     const before = `${model.state.score.home}-${model.state.score.away}`;
+    const shootout = model.shootoutStart();
     const change = model.apply(msg);
     if (!change) return;
+    // The shoot-out's start moved (retracted, or a correction made one): every kick changes.
+    const rekick = shootout !== model.shootoutStart() && change.kind !== "add";
     let scrolled = false;
-    if (change.kind === "add") {
-      scrolled = feed.add(change.event);
-      if (Date.now() - connectedAt > CATCH_UP_MS) observeServerTime(Date.parse(change.event.at));
-      say(eventSentence(o.lang, change.event, model));
-    } else if (change.kind === "update") {
-      feed.update(change.event);
-    } else if (change.kind === "remove") {
-      feed.remove(change.id);
-    } else if (change.kind === "match") {
-      feed.reset(); // team names appear in every item
-    }
-    render();
+    // A new scorer or red card grows the board above the feed: keep the reader's place.
+    preserveScroll(o.feed, () => {
+      if (change.kind === "add") {
+        scrolled = feed.add(change.event);
+        if (Date.now() - connectedAt > CATCH_UP_MS) observeServerTime(Date.parse(change.event.at));
+        say(eventSentence(o.lang, change.event, model));
+      } else if (change.kind === "update") {
+        feed.update(change.event);
+      } else if (change.kind === "remove") {
+        feed.remove(change.id);
+      } else if (change.kind === "match") {
+        feed.reset(); // team names appear in every item
+      }
+      if (rekick) feed.reset();
+      render();
+    });
     const after = `${model.state.score.home}-${model.state.score.away}`;
     if (change.kind !== "add" && before !== after) {
       say(`${t(o.lang, "ui", "score")} ${model.teamName("home")} ${after.replace("-", "–")} ${model.teamName("away")}`);
@@ -80,7 +95,7 @@ export function mountLive(o) {
     model.reset(o.snapshot);
     feed.reset();
   }
-  board.update(model);
+  render();
   const stopClock = addClock(
     () => ({ state: model.state, startAt: model.periodStart() }),
     (clock, state) => {

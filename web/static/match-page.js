@@ -52,6 +52,8 @@ live = mountLive({
   empty: part("empty"),
   status: document.querySelector(".conn"),
   announce: part("announce"),
+  stats: part("stats"),
+  summary: part("summary"),
   onChange({ kind, scrolled }) {
     if (kind === "add" && scrolled) {
       unseen += 1;

@@ -63,6 +63,23 @@ export class MatchModel {
     return start;
   }
 
+  /** The id of the live event that began the shoot-out, or null. */
+  shootoutStart() {
+    for (const event of this.events.values()) if (event.type === "penalty_shootout") return event.id;
+    return null;
+  }
+
+  /** Ids of the live events logged after the shoot-out began (its kicks, and the end). */
+  shootoutIds() {
+    const ids = new Set();
+    let started = false;
+    for (const event of this.events.values()) {
+      if (started) ids.add(event.id);
+      else started = event.type === "penalty_shootout";
+    }
+    return ids;
+  }
+
   /** Events newest first. */
   newestFirst() {
     return [...this.events.values()].reverse();

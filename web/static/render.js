@@ -3,6 +3,7 @@
 
 import { detailLabel, eventLabel, locale, t } from "./i18n.js";
 import { formatMinute } from "./clock.js";
+import { renderBoardFacts } from "./facts.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -52,8 +53,9 @@ function el(doc, tag, className, text) {
 }
 
 /** The event as a list item: minute, icon, label, team, players, text. */
-export function renderEvent(doc, event, { lang, match, compact = false }) {
+export function renderEvent(doc, event, { lang, match, compact = false, kick = false }) {
   const li = el(doc, "li", `ev ev--${event.type}`);
+  if (kick) li.classList.add("ev--kick");
   if (event.type === "goal" && event.detail === "own_goal") li.classList.add("ev--own-goal");
   if (event.team === "home" || event.team === "away") li.classList.add(`ev--${event.team}`);
   li.dataset.id = event.id;
@@ -67,7 +69,7 @@ export function renderEvent(doc, event, { lang, match, compact = false }) {
 
   const body = el(doc, "div", "ev-body");
   const head = el(doc, "p", "ev-head");
-  head.append(el(doc, "strong", "ev-label", eventLabel(lang, event)));
+  head.append(el(doc, "strong", "ev-label", eventLabel(lang, event, { kick })));
   const team = event.team ? match?.[event.team]?.name : "";
   if (team) head.append(el(doc, "span", "ev-team", team));
   const detail = event.detail && event.detail !== "own_goal" ? detailLabel(lang, event.detail) : "";
@@ -144,16 +146,19 @@ export class FeedView {
     this.items = new Map();
   }
 
-  _node(event) {
-    const li = renderEvent(this.doc, event, { lang: this.lang, match: this.model.match, compact: this.compact });
+  _node(event, kicks = this.model.shootoutIds()) {
+    const li = renderEvent(this.doc, event, {
+      lang: this.lang, match: this.model.match, compact: this.compact, kick: kicks.has(event.id),
+    });
     if (this.decorate) this.decorate(li, event);
     return li;
   }
 
   reset() {
     this.items.clear();
+    const kicks = this.model.shootoutIds();
     const nodes = this.model.newestFirst().map((event) => {
-      const li = this._node(event);
+      const li = this._node(event, kicks);
       this.items.set(event.id, li);
       return li;
     });
@@ -230,9 +235,13 @@ export class Scoreboard {
       const crest = el(doc, "span", "sb-crest");
       crest.dataset.tk = `${side}-short`;
       crest.setAttribute("aria-hidden", "true");
+      const row = el(doc, "span", "sb-name-row");
       const name = el(doc, "span", "sb-name");
       name.dataset.tk = `${side}-name`;
-      team.append(crest, name);
+      const reds = el(doc, "span", "sb-reds");
+      reds.dataset.tk = `${side}-reds`;
+      row.append(name, reds);
+      team.append(crest, row);
       grid.append(team);
       if (side === "home") {
         const score = el(doc, "div", "sb-score");
@@ -256,7 +265,16 @@ export class Scoreboard {
     const phase = el(doc, "span", "sb-phase");
     phase.dataset.tk = "phase";
     status.append(clock, phase);
-    root.append(meta, title, grid, status);
+    const pens = el(doc, "p", "sb-pens");
+    pens.dataset.tk = "pens";
+    pens.hidden = true;
+    const facts = el(doc, "div", "sb-facts");
+    for (const side of ["home", "away"]) {
+      const box = el(doc, "div", `sb-side sb-side--${side}`);
+      box.dataset.tk = `${side}-facts`;
+      facts.append(box);
+    }
+    root.append(meta, title, grid, pens, status, facts);
     return root;
   }
 
@@ -290,6 +308,7 @@ export class Scoreboard {
     this.lastScore = key;
     this.setText("phase", t(this.lang, "phase", state.phase));
     this.root.dataset.phase = state.phase;
+    renderBoardFacts(this.root, model, this.lang);
   }
 
   /** Called by the shared clock timer. */
@@ -332,7 +351,8 @@ export function createAnnouncer(region, lang) {
 
 /** What the live region says for a new event. */
 export function eventSentence(lang, event, model) {
-  const parts = [formatMinute(event.minute ?? 0, event.added ?? 0), eventLabel(lang, event)];
+  const kick = model.shootoutIds().has(event.id);
+  const parts = [formatMinute(event.minute ?? 0, event.added ?? 0), eventLabel(lang, event, { kick })];
   if (event.team) parts.push(model.teamName(event.team));
   const who = event.type === "substitution"
     ? [event.player_in, event.player_out].filter(Boolean).join(" / ")
@@ -340,7 +360,10 @@ export function eventSentence(lang, event, model) {
   if (who) parts.push(who);
   let sentence = parts.join(", ");
   if (event.text) sentence += `. ${event.text}`;
-  if (event.type === "goal") {
+  if (kick && model.state.penalties) {
+    const p = model.state.penalties;
+    sentence += `. ${t(lang, "phase", "penalties")} ${p.home}–${p.away}`;
+  } else if (event.type === "goal") {
     const s = model.state.score;
     sentence += `. ${t(lang, "ui", "score")} ${s.home}–${s.away}`;
   }
