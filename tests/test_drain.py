@@ -1,0 +1,191 @@
+"""Graceful drain on SIGTERM, over real processes on one Redis: /healthz 503 at once, new
+streams refused, fans closed with 1012 spread over TICKER_DRAIN_SECONDS and resumed on the
+other server without a loss or a repeat, SSE ended cleanly, and the process gone by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import ADMIN_TOKEN, TickerServer, new_match
+
+DRAIN = 4.0
+POST_EVERY = 0.03
+
+
+@dataclass
+class Fan:
+    """A fan that starts on server A and, when A closes it, resumes on B with `since`."""
+
+    snapshot: str = ""
+    ops: list[dict] = field(default_factory=list)
+    close_code: int | None = None
+    closed_at: float = 0.0
+    resumed: bool = False
+
+    @property
+    def last(self) -> str:
+        return self.ops[-1]["seq"] if self.ops else self.snapshot
+
+    async def run(
+        self, a: TickerServer, b: TickerServer, match_id: str, ready: asyncio.Queue
+    ) -> None:
+        async with connect(f"{a.ws_url}/ws/matches/{match_id}", open_timeout=30) as ws:
+            snap = json.loads(await ws.recv())
+            assert snap["op"] == "snapshot"
+            self.snapshot = snap["seq"]
+            ready.put_nowait(self)
+            try:
+                async for raw in ws:
+                    self.ops.append(json.loads(raw))
+            except ConnectionClosed:
+                pass
+            self.closed_at = time.monotonic()
+            self.close_code = ws.close_code
+        async with connect(f"{b.ws_url}/ws/matches/{match_id}?since={self.last}") as ws:
+            self.resumed = True
+            async for raw in ws:
+                self.ops.append(json.loads(raw))
+
+
+async def poster(b: TickerServer, match_id: str, stop: asyncio.Event, seqs: list[str]) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(base_url=b.url, headers=headers, timeout=10) as client:
+        i = 0
+        while not stop.is_set():
+            r = await client.post(
+                f"/api/matches/{match_id}/events", json={"type": "comment", "text": str(i)}
+            )
+            assert r.status_code == 201, r.text
+            seqs.append(r.json()["op"]["seq"])
+            i += 1
+            await asyncio.sleep(POST_EVERY)
+
+
+async def sse_fan(a: TickerServer, match_id: str, opened: asyncio.Event) -> tuple[float, int]:
+    """Reads A's SSE stream to its end: (when it ended, data lines read). An unclean end
+    (the connection cut mid-stream) raises here."""
+    count = 0
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=30)) as client,
+        client.stream("GET", f"{a.url}/sse/matches/{match_id}") as r,
+    ):
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                count += 1
+                opened.set()
+    return time.monotonic(), count
+
+
+def histogram(times: list[float], start: float) -> dict[int, int]:
+    return dict(sorted(Counter(int(t - start) for t in times).items()))
+
+
+async def drain_scenario(a: TickerServer, b: TickerServer, match_id: str, fans_n: int) -> None:
+    ready: asyncio.Queue[Fan] = asyncio.Queue()
+    fans = [Fan() for _ in range(fans_n)]
+    tasks = []
+    for i, fan in enumerate(fans):
+        tasks.append(asyncio.create_task(fan.run(a, b, match_id, ready)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.1)  # connect in waves, not one burst
+    for _ in fans:
+        await asyncio.wait_for(ready.get(), 30)
+    sse_opened = asyncio.Event()
+    sse = asyncio.create_task(sse_fan(a, match_id, sse_opened))
+    await asyncio.wait_for(sse_opened.wait(), 10)
+
+    stop, seqs = asyncio.Event(), []
+    posting = asyncio.create_task(poster(b, match_id, stop, seqs))
+    await asyncio.sleep(0.5)
+
+    assert a.proc is not None
+    term_at = time.monotonic()
+    a.proc.send_signal(signal.SIGTERM)
+
+    async with httpx.AsyncClient(timeout=2) as client:
+        # /healthz answers 503 within a second of the signal.
+        while True:
+            r = await client.get(f"{a.url}/healthz")
+            if r.status_code == 503:
+                break
+            assert time.monotonic() - term_at < 1.0, "A still healthy 1 s after SIGTERM"
+            await asyncio.sleep(0.02)
+        health_after = time.monotonic() - term_at
+        assert "draining" in r.json()["error"]["message"]
+        # New streams are refused before the upgrade or the stream.
+        r = await client.get(f"{a.url}/sse/matches/{match_id}")
+        assert r.status_code == 503 and "draining" in r.json()["error"]["message"]
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{a.ws_url}/ws/matches/{match_id}"):
+            pass
+    assert refused.value.response.status_code == 503
+
+    # Every fan is closed within the window and resumes on B.
+    deadline = time.monotonic() + DRAIN + 10
+    while not all(f.resumed for f in fans) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert all(f.resumed for f in fans), sum(f.resumed for f in fans)
+    sse_end, sse_lines = await asyncio.wait_for(sse, DRAIN + 5)  # ended without an error
+    await asyncio.sleep(0.3)
+    stop.set()
+    await posting
+
+    exited = await asyncio.to_thread(a.proc.wait, DRAIN + 8)
+    exit_after = time.monotonic() - term_at
+    a.proc = None
+
+    # Every fan got exactly the log's ops after its snapshot, across the reconnect.
+    deadline = time.monotonic() + 15
+    while any(f.last != seqs[-1] for f in fans) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    async with httpx.AsyncClient(base_url=b.url) as client:
+        log_ops = (await client.get(f"/api/matches/{match_id}/ops")).json()["ops"]
+    seq_index = {op["seq"]: i for i, op in enumerate(log_ops)}
+    for fan in fans:
+        assert fan.ops == log_ops[seq_index[fan.snapshot] + 1 :]
+    assert [op["seq"] for op in log_ops if op["op"] == "add"] == seqs
+
+    codes = Counter(f.close_code for f in fans)
+    assert codes == {1012: fans_n}, codes
+    closes = sorted(f.closed_at for f in fans)
+    spread = closes[-1] - closes[0]
+    buckets = histogram(closes, closes[0])
+    print(
+        f"\nfans={fans_n} drain={DRAIN}s posts={len(seqs)} healthz 503 after {health_after:.3f}s"
+        f"\n1012 closes: first {closes[0] - term_at:.2f}s last {closes[-1] - term_at:.2f}s"
+        f" after SIGTERM, spread {spread:.2f}s; per 1 s from the first: {buckets}"
+        f"\nSSE ended cleanly {sse_end - term_at:.2f}s after SIGTERM ({sse_lines} data lines)"
+        f"\nA exited with {exited} {exit_after:.2f}s after SIGTERM"
+    )
+    assert spread > 2.5
+    assert max(buckets.values()) <= fans_n * 0.37
+    assert sse_end - term_at < DRAIN + 2
+    assert exit_after < DRAIN + 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("workers", "fans_n"), [(1, 300), (2, 100)])
+def test_sigterm_drains_fans_to_the_other_server(
+    workers: int, fans_n: int, make_server, redis_url: str, match_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    env = {"TICKER_DRAIN_SECONDS": str(DRAIN)}
+    args = ["--workers", str(workers)] if workers > 1 else []
+    a = make_server(redis_url=redis_url, env=env, args=args)
+    b = make_server(redis_url=redis_url, env=env)
+    with b.admin() as admin:
+        new_match(admin, match_id)
+    asyncio.run(drain_scenario(a, b, match_id, fans_n))
