@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -189,3 +192,52 @@ def test_sigterm_drains_fans_to_the_other_server(
     with b.admin() as admin:
         new_match(admin, match_id)
     asyncio.run(drain_scenario(a, b, match_id, fans_n))
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_web_client_resumes_after_1012_with_jitter() -> None:
+    """connection.js: after a 1012 the fan resumes with `since` after a random 0-5 s delay
+    (not at once, and not a backoff step); other closes keep the full-jitter backoff."""
+    script = """
+      const c = await import(process.argv[1]);
+      const delays = [];
+      globalThis.setTimeout = (fn, ms) => { delays.push(ms ?? 0); return 0; };
+      globalThis.clearTimeout = () => {};
+      const made = [];
+      class FakeWS { constructor(url) { this.url = url; made.push(this); } close() {} }
+      const out = {};
+      for (const r of [0, 0.5, 0.999]) {
+        const conn = new c.TickerConnection({origin: 'http://x', matchId: 'm', since: '1-5',
+          WebSocket: FakeWS, EventSource: null, random: () => r, onMessage() {}});
+        conn.start();
+        const ws = made[made.length - 1];
+        ws.onopen();
+        ws.onmessage({data: JSON.stringify({op: 'add', seq: '1-6'})});
+        delays.length = 0;
+        ws.onclose({code: 1012});
+        out[r] = {delay: delays.at(-1), attempt: conn.attempt};
+        conn.stop();
+      }
+      const conn = new c.TickerConnection({origin: 'http://x', matchId: 'm', WebSocket: FakeWS,
+        EventSource: null, random: () => 0.999, onMessage() {}});
+      conn.start();
+      made.at(-1).onopen();
+      delays.length = 0;
+      made.at(-1).onclose({code: 1006});
+      out.dropped = delays.at(-1);
+      conn.stop();
+      console.log(JSON.stringify(out));
+    """
+    module = (Path(__file__).parent.parent / "web" / "static" / "connection.js").as_uri()
+    done = subprocess.run(
+        [str(NODE), "--input-type=module", "-e", script, module],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    out = json.loads(done.stdout)
+    assert out["0"] == {"delay": 0, "attempt": 0}
+    assert out["0.5"] == {"delay": 2500, "attempt": 0}
+    assert out["0.999"] == {"delay": 4995, "attempt": 0}
+    assert out["dropped"] == 499  # a plain drop: the first backoff step, 0-500 ms
