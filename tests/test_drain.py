@@ -19,7 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import ADMIN_TOKEN, TickerServer, new_match
+from tests.conftest import ADMIN_TOKEN, TickerServer, free_port, new_match, wait_port
+from tests.test_compose import REPLICAS, local_conf, needs_nginx, nginx_command
 
 DRAIN = 4.0
 POST_EVERY = 0.03
@@ -168,7 +169,8 @@ async def drain_scenario(a: TickerServer, b: TickerServer, match_id: str, fans_n
     spread = closes[-1] - closes[0]
     buckets = histogram(closes, closes[0])
     print(
-        f"\nfans={fans_n} drain={DRAIN}s posts={len(seqs)} healthz 503 after {health_after:.3f}s"
+        f"\nA: {a.args or ['1 worker']} ws={a.env['TICKER_WS']}: fans={fans_n} drain={DRAIN}s"
+        f" posts={len(seqs)} healthz 503 after {health_after:.3f}s"
         f"\n1012 closes: first {closes[0] - term_at:.2f}s last {closes[-1] - term_at:.2f}s"
         f" after SIGTERM, spread {spread:.2f}s; per 1 s from the first: {buckets}"
         f"\nSSE ended cleanly {sse_end - term_at:.2f}s after SIGTERM ({sse_lines} data lines)"
@@ -181,11 +183,13 @@ async def drain_scenario(a: TickerServer, b: TickerServer, match_id: str, fans_n
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("workers", "fans_n"), [(1, 300), (2, 100)])
+@pytest.mark.parametrize(
+    ("workers", "ws", "fans_n"), [(1, "fast", 300), (2, "fast", 100), (1, "plain", 100)]
+)
 def test_sigterm_drains_fans_to_the_other_server(
-    workers: int, fans_n: int, make_server, redis_url: str, match_id: str
+    workers: int, ws: str, fans_n: int, make_server, redis_url: str, match_id: str
 ) -> None:  # type: ignore[no-untyped-def]
-    env = {"TICKER_DRAIN_SECONDS": str(DRAIN)}
+    env = {"TICKER_DRAIN_SECONDS": str(DRAIN), "TICKER_WS": ws}
     args = ["--workers", str(workers)] if workers > 1 else []
     a = make_server(redis_url=redis_url, env=env, args=args)
     b = make_server(redis_url=redis_url, env=env)
@@ -241,3 +245,78 @@ def test_web_client_resumes_after_1012_with_jitter() -> None:
     assert out["0.5"] == {"delay": 2500, "attempt": 0}
     assert out["0.999"] == {"delay": 4995, "attempt": 0}
     assert out["dropped"] == 499  # a plain drop: the first backoff step, 0-500 ms
+
+
+@needs_nginx
+@pytest.mark.slow
+def test_drain_behind_nginx_loses_no_fan_and_refuses_none(
+    make_server, redis_url: str, match_id: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """deploy/nginx.conf in front of two servers: while one drains, every new stream through
+    the proxy still opens (its 503 is retried on the other server), and its fans, closed
+    with 1012, resume through the proxy with exactly the log's ops."""
+    env = {"TICKER_DRAIN_SECONDS": str(DRAIN)}
+    replicas = [make_server(redis_url=redis_url, env=env) for _ in REPLICAS]
+    port = free_port()
+    conf = local_conf(tmp_path, port, {n: r.port for n, r in zip(REPLICAS, replicas, strict=True)})
+    nginx = subprocess.Popen(
+        nginx_command(tmp_path, conf, daemon=False),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc=nginx)
+        front = TickerServer(env={}, port=port)  # the proxy, addressed like a server
+        with replicas[1].admin() as admin:
+            new_match(admin, match_id)
+        asyncio.run(through_proxy(front, replicas, match_id))
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+async def through_proxy(front: TickerServer, replicas: list[TickerServer], match_id: str) -> None:
+    ready: asyncio.Queue[Fan] = asyncio.Queue()
+    fans = [Fan() for _ in range(40)]
+    tasks = [asyncio.create_task(f.run(front, front, match_id, ready)) for f in fans]
+    for _ in fans:
+        await asyncio.wait_for(ready.get(), 30)
+    async with httpx.AsyncClient(timeout=5) as client:
+        held = [(await client.get(f"{r.url}/healthz")).json()["subscribers"] for r in replicas]
+    assert all(held), held  # least_conn spread the fans over both
+    stop, seqs = asyncio.Event(), []
+    posting = asyncio.create_task(poster(front, match_id, stop, seqs))
+    await asyncio.sleep(0.3)
+    draining = replicas[0]
+    assert draining.proc is not None
+    draining.proc.send_signal(signal.SIGTERM)
+    # While it drains, new fans keep arriving through the proxy: none is refused.
+    opened = 0
+    end = time.monotonic() + DRAIN
+    while time.monotonic() < end:
+        async with connect(f"{front.ws_url}/ws/matches/{match_id}", open_timeout=10) as ws:
+            assert json.loads(await ws.recv())["op"] == "snapshot"
+            opened += 1
+        async with httpx.AsyncClient(timeout=5) as client:
+            r = await client.get(f"{front.url}/api/matches/{match_id}")
+            assert r.status_code == 200
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(draining.proc.wait, DRAIN + 8)
+    draining.proc = None
+    stop.set()
+    await posting
+    deadline = time.monotonic() + 15
+    while any(f.last != seqs[-1] for f in fans) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    async with httpx.AsyncClient(base_url=replicas[1].url) as client:
+        log_ops = (await client.get(f"/api/matches/{match_id}/ops")).json()["ops"]
+    seq_index = {op["seq"]: i for i, op in enumerate(log_ops)}
+    for fan in fans:
+        assert fan.ops == log_ops[seq_index[fan.snapshot] + 1 :]
+    moved = sum(f.close_code == 1012 for f in fans)
+    assert moved == held[0], (moved, held)
+    print(f"\nbehind nginx: {held} fans per replica, {moved} moved with 1012, "
+          f"{opened} new fans opened during the drain, none refused")  # fmt: skip

@@ -277,8 +277,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(DrainingHealth, hub=hub),
             Middleware(ReadOnlyCORS, origins=settings.cors_origins),
+            Middleware(DrainingHealth, hub=hub),
         ],
         exception_handlers={
             TickerError: _ticker_error,
