@@ -191,3 +191,28 @@ def test_json_access_log(make_server, tmp_path) -> None:  # type: ignore[no-unty
     assert hit and hit[0]["method"] == "GET" and hit[0]["status"] == 200, access
     assert hit[0]["client"].startswith("127.0.0.1:") and "time" in hit[0]
     assert any(r.get("logger") == "ticker" and "engine=embedded" in r["message"] for r in records)
+
+
+def test_engine_errors_are_counted_once_each(
+    make_server, redis_server: RedisServer, match_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    if redis_server.proc is None:
+        redis_server.start()
+    server = make_server(redis_url=redis_server.url)
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        redis_server.kill()
+        try:
+            for i in range(3):
+                r = admin.post(
+                    f"/api/matches/{match_id}/events",
+                    json={"type": "comment", "text": str(i)},
+                    headers={"Idempotency-Key": f"k{i}"},
+                )
+                assert r.status_code == 503, r.text
+        finally:
+            redis_server.start()
+    samples = scrape(server)
+    assert value(samples, "ticker_engine_errors_total") == 3
+    assert value(samples, "ticker_ops_appended_total", kind="add") == 0
+    assert value(samples, "ticker_http_requests_total", route=EVENTS_ROUTE, status="503") == 3

@@ -192,6 +192,8 @@ def _drain_on_sigterm(hub: Hub, seconds: float) -> Callable[[], None]:
 
 async def _ticker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TickerError)
+    if isinstance(exc, EngineUnavailable):  # the engine's, or the shared store's (kv)
+        metrics.engine_error(exc)
     return JSONResponse(exc.body(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 

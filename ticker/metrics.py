@@ -51,7 +51,8 @@ PUBLISH_TO_SEND = Histogram(
 )
 SLOW_CLOSES = Counter("ticker_slow_closes", "Fans closed for falling behind (4408).")
 ENGINE_ERRORS = Counter(
-    "ticker_engine_errors", "Storage calls that failed: storage unreachable or read-only."
+    "ticker_engine_errors",
+    "Storage failures (unreachable or read-only) met by requests and stream joins, once each.",
 )
 HTTP_REQUESTS = Counter(
     "ticker_http_requests", "HTTP responses, by route template and status.", ["route", "status"]
@@ -63,6 +64,14 @@ def sent(fans: int, started: float) -> None:
     """One op written to `fans` fans; `started` is when it reached the hub (perf_counter)."""
     DELIVERIES.inc(fans)
     PUBLISH_TO_SEND.observe(time.perf_counter() - started)
+
+
+def engine_error(exc: EngineUnavailable) -> None:
+    """Count a storage failure once, however many layers it passes (an append failing
+    inside its own `log` call, then the HTTP error handler)."""
+    if not getattr(exc, "counted", False):
+        exc.counted = True  # type: ignore[attr-defined]
+        ENGINE_ERRORS.inc()
 
 
 def sample(hub: Hub) -> None:
@@ -150,8 +159,8 @@ def meter(engine: Engine) -> None:
         async def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await fn(*args, **kwargs)
-            except EngineUnavailable:
-                ENGINE_ERRORS.inc()
+            except EngineUnavailable as exc:
+                engine_error(exc)
                 raise
 
         return call
