@@ -155,12 +155,15 @@ def _drain_on_sigterm(hub: Hub, seconds: float) -> Callable[[], None]:
 
     async def drain() -> None:
         log.info("SIGTERM: draining %d fans over %g s", hub.subscribers, seconds)
-        await hub.drain(seconds)
-        # Let the last closing handshakes finish (a fan that never answers is aborted
-        # after CLOSE_TIMEOUT) and the SSE streams end.
-        deadline = loop.time() + CLOSE_TIMEOUT + 1
-        while hub.subscribers and loop.time() < deadline:  # noqa: ASYNC110 (a count, no event)
-            await asyncio.sleep(0.05)
+        try:
+            await hub.drain(seconds)
+            # Let the last closing handshakes finish (a fan that never answers is aborted
+            # after CLOSE_TIMEOUT) and the SSE streams end.
+            deadline = loop.time() + CLOSE_TIMEOUT + 1
+            while hub.subscribers and loop.time() < deadline:  # noqa: ASYNC110 (a count)
+                await asyncio.sleep(0.05)
+        except Exception:  # the process must stop all the same
+            log.exception("drain failed; shutting down now")
         forward(signal.SIGTERM)
 
     def act(sig: int) -> None:
