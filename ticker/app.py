@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,13 +22,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, logs, pages, presence
+from ticker import api, logs, metrics, pages, presence
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
 from ticker.engines import create_engine
 from ticker.engines.base import StartupError
-from ticker.errors import TickerError
+from ticker.errors import EngineUnavailable, TickerError
+from ticker.fastws import CLOSE_TIMEOUT
 from ticker.hub import Hub
 from ticker.kv import create_store
 from ticker.limits import Limits, StreamSlots, create_limiter
@@ -85,8 +90,114 @@ class ReadOnlyCORS:
         await self.app(scope, receive, send_with_cors)
 
 
+class DrainingHealth:
+    """While draining, /healthz answers 503 at once, so proxies and orchestrators stop
+    sending this server new fans (the route itself would still find storage healthy)."""
+
+    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hub.closing and scope["type"] == "http" and scope["path"] == "/healthz":
+            exc = EngineUnavailable("draining: this server is shutting down")
+            await JSONResponse(exc.body(), status_code=503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class TickerApp(Starlette):
+    """Starlette with the request counter outside everything, error pages included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return metrics.RequestCounter(super().build_middleware_stack())
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    token: str = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            body = {
+                "error": {
+                    "code": "unauthorized",
+                    "message": "metrics need the metrics token: Authorization: Bearer TOKEN",
+                    "field": "Authorization",
+                }
+            }
+            return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    metrics.sample(request.app.state.hub)
+    return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _drain_on_sigterm(hub: Hub, seconds: float) -> Callable[[], None]:
+    """Take SIGTERM from the server (uvicorn) and drain before handing it back.
+
+    uvicorn's own shutdown closes every connection at once and cuts what has not ended
+    within its timeout. So on SIGTERM the hub starts draining first (/healthz 503, new
+    streams refused, fans closed with 1012 spread over `seconds`, SSE streams ended
+    cleanly) while HTTP requests go on; then the server's handler gets the signal and its
+    shutdown finds only plain HTTP left. SIGINT, or a second SIGTERM, closes every fan at
+    once and hands over straight away. Returns the undo, for the lifespan's end.
+    """
+    loop = asyncio.get_running_loop()
+    wrapped: dict[int, Callable[[int, FrameType | None], Any]] = {}
+    if threading.current_thread() is threading.main_thread():  # where signals can be set
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            handler = signal.getsignal(signum)
+            # Only over a server's handler (uvicorn's): a default one would kill the
+            # process before anything drained.
+            if callable(handler):
+                wrapped[signum] = handler
+    draining: list[asyncio.Task[None]] = []
+
+    def forward(sig: int) -> None:
+        wrapped[sig](sig, None)
+
+    async def drain() -> None:
+        log.info("SIGTERM: draining %d fans over %g s", hub.subscribers, seconds)
+        try:
+            await hub.drain(seconds)
+            # Let the last closing handshakes finish (a fan that never answers is aborted
+            # after CLOSE_TIMEOUT) and the SSE streams end.
+            deadline = loop.time() + CLOSE_TIMEOUT + 1
+            while hub.subscribers and loop.time() < deadline:  # noqa: ASYNC110 (a count)
+                await asyncio.sleep(0.05)
+        except Exception:  # the process must stop all the same
+            log.exception("drain failed; shutting down now")
+        forward(signal.SIGTERM)
+
+    def act(sig: int) -> None:
+        if sig == signal.SIGTERM and not draining:
+            draining.append(loop.create_task(drain()))
+            return
+        for task in draining:
+            task.cancel()
+        hub.close_all()
+        forward(sig)
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        # A Python signal handler runs between two bytecodes of the loop's thread:
+        # hand the work to the loop rather than do it here.
+        loop.call_soon_threadsafe(act, sig)
+
+    for wrapped_sig in wrapped:
+        signal.signal(wrapped_sig, on_signal)
+
+    def undo() -> None:
+        for signum, handler in wrapped.items():
+            if signal.getsignal(signum) is on_signal:
+                signal.signal(signum, handler)
+        for task in draining:
+            task.cancel()
+
+    return undo
+
+
 async def _ticker_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TickerError)
+    if isinstance(exc, EngineUnavailable):  # the engine's, or the shared store's (kv)
+        metrics.engine_error(exc)
     return JSONResponse(exc.body(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
@@ -124,6 +235,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_mod.load()
     engine = create_engine(settings)
+    metrics.meter(engine)
     hub = Hub(engine)
     store = create_store(settings, engine)
     limits = Limits(create_limiter(store), settings)
@@ -143,6 +255,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             os._exit(2)
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         counts = asyncio.create_task(viewers.run())
+        sampler = asyncio.create_task(metrics.sampler(hub)) if metrics.multiprocess_dir() else None
+        undo_signals = _drain_on_sigterm(hub, settings.drain_seconds)
         demo: asyncio.Task[Any] | None = None
         if settings.demo:
             from ticker import demo as demo_mod
@@ -151,8 +265,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            undo_signals()
             keepalive.cancel()
             counts.cancel()
+            if sampler is not None:
+                sampler.cancel()
+            metrics.leave()
             if demo is not None:
                 demo.cancel()
             hub.close_all()
@@ -163,14 +281,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *api.routes,
         *presence.routes,
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
         Route("/sse/matches/{match_id}", sse_endpoint),
         *pages.routes,
     ]
-    app = Starlette(
+    app = TickerApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ReadOnlyCORS, origins=settings.cors_origins)],
+        middleware=[
+            Middleware(ReadOnlyCORS, origins=settings.cors_origins),
+            Middleware(DrainingHealth, hub=hub),
+        ],
         exception_handlers={
             TickerError: _ticker_error,
             HTTPException: _http_error,

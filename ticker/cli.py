@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import logging.config
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -62,7 +63,7 @@ def serve(settings: Settings) -> None:
         ),
         "log_level": settings.log_level,
         # Applied by uvicorn in this process and again in every worker process.
-        "log_config": logs.config(settings.log_level),
+        "log_config": logs.config(settings.log_level, settings.log_format),
         "ws": "ticker.fastws:TickerWebSocketProtocol"
         if settings.ws == "fast"
         else "websockets-sansio",
@@ -70,6 +71,9 @@ def serve(settings: Settings) -> None:
         "ws_max_size": 65536,
         "proxy_headers": False,  # X-Forwarded-For: ticker.limits, trusted proxies only
         "server_header": False,
+        # On SIGTERM the app drains first (fans closed over TICKER_DRAIN_SECONDS, SSE
+        # ended) and only then lets uvicorn shut down: what is left by then is plain HTTP
+        # requests finishing, and closing handshakes (bounded by fastws.CLOSE_TIMEOUT).
         "timeout_graceful_shutdown": 5,
     }
     if settings.workers > 1:
@@ -78,7 +82,15 @@ def serve(settings: Settings) -> None:
             value = getattr(settings, field.name)
             text = str(value).lower() if isinstance(value, bool) else str(value)
             os.environ[f"TICKER_{field.name.upper()}"] = text
-        uvicorn.run("ticker.app:factory", factory=True, workers=settings.workers, **config)  # type: ignore[arg-type]
+        from ticker import metrics
+
+        # Their metrics meet in files there, so any worker's /metrics tells the whole.
+        made = metrics.prepare_multiprocess_dir()
+        try:
+            uvicorn.run("ticker.app:factory", factory=True, workers=settings.workers, **config)  # type: ignore[arg-type]
+        finally:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
     else:
         from ticker.app import create_app
 
@@ -131,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings)
             return 0
         settings = settings_mod.load()
-        logging.config.dictConfig(logs.config(settings.log_level))
+        logging.config.dictConfig(logs.config(settings.log_level, settings.log_format))
         if args.action == "add" and not _valid_name(args.name):
             print("ticker: a reporter name is 1-40 of a-z, 0-9, '-', '_', '.'", file=sys.stderr)
             return 2

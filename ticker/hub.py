@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from ticker import metrics
 from ticker.engines.base import Engine
 from ticker.log import MatchLog
 from ticker.model import Op
@@ -31,6 +33,7 @@ log = logging.getLogger("ticker.hub")
 
 CLOSE_TOO_SLOW = 4408
 CLOSE_RESTART = 1012
+_DRAIN_TICK = 0.02  # seconds between batches of closes while draining
 
 
 class Sink(Protocol):
@@ -92,8 +95,10 @@ class Hub:
         """Engine callback: new ops of a watched match, in order, once each."""
         group = self.groups.get(match_id)
         if group is not None:
+            started = time.perf_counter()
             for op in ops:
                 group.publish(op.message)
+                metrics.sent(len(group), started)  # per op, not per fan
 
     def on_reset(self, match_id: str, mlog: MatchLog | None) -> None:
         """Engine callback: storage no longer holds the log this process had (it lost ops,
@@ -188,6 +193,29 @@ class Hub:
             sinks: list[RawSink | Sink] = [*group.raw, *group.sinks]
             for sink in sinks:
                 sink.close(code, reason)
+
+    async def drain(
+        self, seconds: float, code: int = CLOSE_RESTART, reason: str = "server restarting"
+    ) -> None:
+        """Refuse new subscribers and close the present ones spread evenly over `seconds`, so
+        they come back to the other servers in a trickle rather than all at once."""
+        self.closing = True
+        sinks: list[RawSink | Sink] = []
+        for group in list(self.groups.values()):
+            sinks += [*group.raw, *group.sinks]
+        loop = asyncio.get_running_loop()
+        start, done = loop.time(), 0
+        while done < len(sinks):
+            elapsed = loop.time() - start
+            # The i-th of n goes at seconds * i / n: the first at once, the last just
+            # before `seconds`. Closing a sink that already left does nothing.
+            due = len(sinks) if elapsed >= seconds else int(len(sinks) * elapsed / seconds) + 1
+            for sink in sinks[done:due]:
+                sink.close(code, reason)
+            done = max(done, due)
+            if done < len(sinks):
+                await asyncio.sleep(_DRAIN_TICK)
+        self.close_all(code, reason)  # any that joined while the first ones went
 
     async def keepalive(self, interval: float) -> None:
         """Ping every raw fan each `interval`; one silent for a whole interval is aborted.

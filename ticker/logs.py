@@ -1,18 +1,23 @@
 """Logging: one configuration for every process, and the start-up line naming engine and data.
 
 The configuration is uvicorn's own (`log_config`), extended with the `ticker` logger, so
-uvicorn applies it in the server process and again in each `--workers` process.
+uvicorn applies it in the server process and again in each `--workers` process. With
+`TICKER_LOG_FORMAT=json` every line is one JSON object; access lines carry their parts
+(client, method, path, status) as fields, for log pipelines to index.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib.metadata
+import logging
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
 
 from ticker.settings import Settings
@@ -20,12 +25,39 @@ from ticker.settings import Settings
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def config(level: str) -> dict[str, Any]:
-    """uvicorn's logging config plus `ticker.*` at `level`, with timestamps, to stderr."""
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, and the message, or
+    for uvicorn's access lines their fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            client, method, path, http_version, status = args
+            out.update(
+                client=client, method=method, path=path, http_version=http_version, status=status
+            )
+        else:
+            out["message"] = record.getMessage()
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def config(level: str, fmt: str = "text") -> dict[str, Any]:
+    """uvicorn's logging config plus `ticker.*` at `level`, with timestamps, to stderr;
+    `fmt` "json": one JSON object per line for every logger."""
     cfg = copy.deepcopy(LOGGING_CONFIG)
     for formatter in cfg["formatters"].values():
         formatter["fmt"] = "%(asctime)s " + formatter["fmt"]  # uvicorn's lines get a time too
     cfg["formatters"]["ticker"] = {"format": FORMAT}
+    if fmt == "json":
+        for name in cfg["formatters"]:
+            cfg["formatters"][name] = {"()": JSONFormatter}
     cfg["handlers"]["ticker"] = {
         "class": "logging.StreamHandler",
         "formatter": "ticker",

@@ -99,6 +99,19 @@ def _ws(raw: str) -> str:
     return raw
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a number of seconds, at least 0")
+    return value
+
+
+def _log_format(raw: str) -> str:
+    if raw not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     value = raw.lower()
     if value not in ("critical", "error", "warning", "info", "debug", "trace"):
@@ -150,6 +163,12 @@ class Settings:
     body_timeout: float = 10.0
     # Seconds between viewer-count updates (publish, read the other processes', tell fans).
     viewers_interval: float = 5.0
+    # On SIGTERM, fans are closed with 1012 spread evenly over this many seconds.
+    drain_seconds: float = 10.0
+    # Bearer token GET /metrics requires; empty: open.
+    metrics_token: str = ""
+    # "text": human lines; "json": one JSON object per line (access logs included).
+    log_format: str = "text"
 
     @property
     def engine_name(self) -> str:
@@ -181,9 +200,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "head_timeout": _float,
     "body_timeout": _float,
     "viewers_interval": _viewers_interval,
+    "drain_seconds": _seconds,
+    "log_format": _log_format,
 }
 # Never echoed in an error message.
-_SECRETS = frozenset({"admin_token", "session_secret"})
+_SECRETS = frozenset({"admin_token", "session_secret", "metrics_token"})
 
 
 def variables() -> list[str]:

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ticker import metrics
 from ticker.api import JSONResponse
 from ticker.errors import EngineUnavailable, MatchNotFound
 from ticker.fastws import CLOSE_TIMEOUT, Fan, TickerWebSocketProtocol, raw_channel
@@ -27,6 +28,7 @@ CLOSE_UNKNOWN_MATCH = 4404
 CLOSE_TRY_AGAIN = 1013
 SSE_HEARTBEAT = 15.0
 SLOT_RETRY_AFTER = 10  # seconds a client over its address's stream limit is told to wait
+DRAIN_RETRY_AFTER = 1  # seconds a client of a draining server is told to wait (any other will do)
 
 
 class QueuedSink:
@@ -35,15 +37,16 @@ class QueuedSink:
     It is its own `attach` for `Hub.join`, and remembers the group to `leave`.
     """
 
-    __slots__ = ("closed", "group", "hub", "limit", "queue", "ready")
+    __slots__ = ("closed", "group", "hub", "limit", "queue", "ready", "transport")
 
-    def __init__(self, hub: Hub, limit: int) -> None:
+    def __init__(self, hub: Hub, limit: int, transport: str = "sse") -> None:
         self.hub = hub
         self.group: Group | None = None
         self.queue: deque[Message] = deque()
         self.ready = asyncio.Event()
         self.limit = limit
         self.closed: tuple[int, str] | None = None
+        self.transport = transport  # for the subscriber gauge: "ws" or "sse"
 
     def __call__(self, group: Group, backlog: list[Message]) -> None:
         if len(backlog) > self.limit:  # it would be closed before it got anything
@@ -59,6 +62,8 @@ class QueuedSink:
 
     def push(self, msg: Message) -> None:
         if len(self.queue) >= self.limit:
+            if self.closed is None:
+                metrics.SLOW_CLOSES.inc()
             self.close(CLOSE_TOO_SLOW, "too slow; reconnect with since")
             return
         self.queue.append(msg)
@@ -89,7 +94,8 @@ class QueuedSink:
 
 def _queued(hub: Hub, conn: WebSocket | Request) -> QueuedSink:
     # About the bytes of the raw path's socket buffer, at ~300 bytes a message.
-    return QueuedSink(hub, max(64, int(conn.app.state.settings.client_buffer) // 300))
+    limit = max(64, int(conn.app.state.settings.client_buffer) // 300)
+    return QueuedSink(hub, limit, "ws" if isinstance(conn, WebSocket) else "sse")
 
 
 def _since(value: str | None) -> str | None:
@@ -124,12 +130,23 @@ def _slot(conn: HTTPConnection) -> Callable[[], None] | None:
     return partial(slots.release, address) if slots.acquire(address) else None
 
 
+def _draining() -> Response:
+    """A draining server takes no new streams: 503 before the upgrade or the stream, so a
+    proxy may pass the request to another server (nginx: proxy_next_upstream http_503)."""
+    exc = EngineUnavailable("draining: this server is shutting down; connect again", None)
+    headers = {"Retry-After": str(DRAIN_RETRY_AFTER)}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
 def _too_many_streams() -> Response:
     exc = Limited("too many streams from your address; retry later", SLOT_RETRY_AFTER)
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    if websocket.app.state.hub.closing:
+        await websocket.send_denial_response(_draining())
+        return
     release = _slot(websocket)
     if release is None:
         await websocket.send_denial_response(_too_many_streams())
@@ -219,6 +236,7 @@ def _bytes_over(backlog: list[Message], limit: int) -> bool:
 
 
 def _too_slow(hub: Hub, group: Group, deadline: float, fan: Fan) -> None:
+    metrics.SLOW_CLOSES.inc()
     hub.remove(group, fan)
     fan.drop(CLOSE_TOO_SLOW, "too slow; reconnect with since", deadline)
 
@@ -254,6 +272,8 @@ def _ignore(group: Group, backlog: list[Message]) -> None:
 
 async def sse_endpoint(request: Request) -> Response:
     hub: Hub = request.app.state.hub
+    if hub.closing:
+        return _draining()
     match_id = request.path_params["match_id"]
     since = _since(request.headers.get("last-event-id") or request.query_params.get("since"))
     if not MATCH_ID_RE.match(match_id):

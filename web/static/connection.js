@@ -36,6 +36,11 @@ const WS_FAILS_BEFORE_SSE = 2;
 const FAILS_BEFORE_OFFLINE = 5;
 // A tab hidden longer than this may hold a socket a phone silently lost: reconnect.
 const HIDDEN_RECONNECT = 30000;
+// 1012: the server is restarting. It closes its fans spread over its drain window; each
+// waits a random 0-5 s more (never over the backoff cap), so the other servers see a
+// trickle of resumes, not a spike.
+const CLOSE_RESTART = 1012;
+const RESTART_JITTER = 5000;
 
 export class TickerConnection {
   /**
@@ -235,8 +240,14 @@ export class TickerConnection {
     if (!wasOpen && this.kind === "ws") this.wsFails += 1;
     const offline = typeof navigator !== "undefined" && navigator.onLine === false;
     this._setStatus(offline || this.attempt >= FAILS_BEFORE_OFFLINE ? "offline" : "reconnecting");
-    const delay = backoffDelay(this.attempt, { base: this.base, cap: this.cap, random: this.random });
-    this.attempt += 1;
+    let delay;
+    if (wasOpen && code === CLOSE_RESTART) {
+      // Not a failure: no backoff step, only the jitter.
+      delay = Math.floor(this.random() * Math.min(this.cap, RESTART_JITTER));
+    } else {
+      delay = backoffDelay(this.attempt, { base: this.base, cap: this.cap, random: this.random });
+      this.attempt += 1;
+    }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = 0;
