@@ -10,6 +10,7 @@
 // ::part(scoreboard|stats|summary|feed|event). `compact` leaves the stats panel out.
 
 import { mountLive } from "./static/live.js";
+import { mountViewers } from "./static/viewers.js";
 import { pickLang, t } from "./static/i18n.js";
 import { Scoreboard } from "./static/render.js";
 import { buildStats, buildSummary } from "./static/facts.js";
@@ -88,7 +89,9 @@ class TickerFeed extends HTMLElement {
     full.target = "_blank";
     full.rel = "noopener";
     full.textContent = `${t(lang, "ui", "openFull")} ↗`;
-    foot.append(status, full);
+    const viewers = document.createElement("span");
+    viewers.setAttribute("part", "viewers");
+    foot.append(status, viewers, full);
 
     const feed = document.createElement("ol");
     feed.className = "feed";
@@ -129,6 +132,7 @@ class TickerFeed extends HTMLElement {
       stats,
       summary,
       decorate: (li) => li.setAttribute("part", "event"),
+      onViewers: mountViewers(viewers, lang).update,
     });
   }
 

@@ -3,16 +3,19 @@
 import { mountLive, readSnapshot, transportParam } from "./live.js";
 import { observeServerTime } from "./clock.js";
 import { pageLang } from "./i18n.js";
+import { mountViewers } from "./viewers.js";
 
 const root = document.documentElement;
 const part = (name) => document.querySelector(`[data-tk="${name}"]`);
 const snapshot = readSnapshot();
 observeServerTime(Number(root.dataset.serverTime));
 
+const lang = pageLang();
+
 mountLive({
   origin: location.origin,
   matchId: snapshot?.match?.id || decodeURIComponent(location.pathname.split("/").pop()),
-  lang: pageLang(),
+  lang,
   snapshot,
   limit: Number(root.dataset.limit) || 0,
   compact: root.classList.contains("tk--compact"),
@@ -24,4 +27,5 @@ mountLive({
   announce: part("announce"),
   stats: part("stats"),
   summary: part("summary"),
+  onViewers: mountViewers(part("viewers"), lang).update,
 });

@@ -4,6 +4,7 @@ import { TickerConnection } from "./connection.js";
 import { addClock, formatMinute } from "./clock.js";
 import { MatchModel, IN_PLAY } from "./model.js";
 import { locale, pageLang, t } from "./i18n.js";
+import { mountViewers } from "./viewers.js";
 
 const lang = pageLang();
 const listRoot = document.querySelector('[data-tk="list"]');
@@ -55,7 +56,10 @@ function buildCard(entry) {
   const clock = el("span", "card-clock");
   const phase = el("span", "card-phase");
   status.append(clock, phase);
-  a.append(meta, teams, score, status);
+  const viewers = el("span", "card-viewers");
+  entry.viewers = mountViewers(viewers, lang);
+  if (entry.count != null) entry.viewers.update(entry.count);
+  a.append(meta, teams, score, status, viewers);
   entry.parts = { a, home, away, hs, as, clock, phase };
   const li = el("li");
   li.append(a);
@@ -112,6 +116,7 @@ function connect(entry) {
   entry.conn = new TickerConnection({
     origin: location.origin,
     matchId: entry.model.match.id,
+    onViewers: (n) => entry.viewers?.update((entry.count = n)),
     onMessage(msg) {
       if (msg.op === "snapshot") entry.model.reset(msg);
       else entry.model.apply(msg);
@@ -133,7 +138,7 @@ function connect(entry) {
 
 function load(summaries) {
   const seen = new Set();
-  for (const { match, state, seq } of summaries) {
+  for (const { match, state, seq, viewers } of summaries) {
     if (!match?.id) continue;
     seen.add(match.id);
     let entry = entries.get(match.id);
@@ -143,6 +148,7 @@ function load(summaries) {
     }
     // A connected card is kept current by its stream; the list only fills the others.
     if (!entry.conn) entry.model.reset({ match, state, seq, events: [] });
+    if (!entry.conn) entry.count = viewers;
   }
   for (const [id, entry] of entries) {
     if (!seen.has(id)) {

@@ -3,6 +3,7 @@
 import { mountLive, readSnapshot, transportParam } from "./live.js";
 import { observeServerTime } from "./clock.js";
 import { pageLang, t } from "./i18n.js";
+import { mountViewers } from "./viewers.js";
 
 const lang = pageLang();
 const part = (name) => document.querySelector(`[data-tk="${name}"]`);
@@ -47,6 +48,7 @@ live = mountLive({
   lang,
   snapshot,
   transport: transportParam(),
+  onViewers: mountViewers(part("viewers"), lang).update,
   scoreboard: part("scoreboard"),
   feed: part("feed"),
   empty: part("empty"),
