@@ -129,3 +129,33 @@ def test_viewer_count_module_counts_live(
     ):
         expect(page.locator("#viewers-en")).to_have_text("4 following")
     expect(page.locator("#viewers-da")).to_have_text("3 følger kampen")
+
+
+def test_fan_pages_and_embed_show_the_count_as_a_second_fan_arrives(
+    make_server: Any, redis_url: str, match_id: str, new_page: Callable[..., Page]
+) -> None:
+    from tests.browser_util import axe_violations
+
+    server = make_server(redis_url=redis_url, env={"TICKER_VIEWERS_INTERVAL": "1"})
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    first = new_page()
+    first.goto(f"{server.url}/matches/{match_id}")
+    viewers = first.locator('[data-tk="viewers"]')
+    expect(viewers).to_have_text("1 følger kampen")
+    second = new_page()
+    second.goto(f"{server.url}/matches/{match_id}?lang=en")
+    expect(viewers).to_have_text("2 følger kampen")
+    expect(second.locator('[data-tk="viewers"]')).to_have_text("2 following")
+    embed = new_page()
+    embed.goto(f"{server.url}/embed/{match_id}?lang=en")
+    expect(embed.locator('[data-tk="viewers"]')).to_have_text("3 following")
+    expect(viewers).to_have_text("3 følger kampen")
+    shoot(first, "fan-viewers")
+    assert not axe_violations(first), axe_violations(first)
+    assert not axe_violations(embed), axe_violations(embed)
+    second.close()
+    expect(viewers).to_have_text("2 følger kampen")
+    first.set_viewport_size({"width": 320, "height": 640})  # the count fits a small phone
+    assert first.evaluate("document.documentElement.scrollWidth") <= 320
+    shoot(first, "fan-viewers-320")
