@@ -14,44 +14,42 @@ data (FLUSHALL, a lagging replica promoted, an older AOF restored) or the match 
 again, they differ: the copy is reloaded from Redis and the hub told (a reset), or, when
 the stream is gone, dropped (the match is not found).
 
-Each process runs one reader: a single blocking XREAD over every stream its fans watch,
-plus a private wake-up stream so a newly watched match joins without waiting, and every
-few seconds one pipelined check of the watched copies against Redis.
+Each process runs one reader (redis_reader.py). Redis is one URL or, with Sentinel, the
+master the sentinels name (redis_connect.py); with `min_replicas`, a write is answered only
+once that many replicas have it (WAIT on the connection that wrote it), else 503: the op
+is stored, and a retry with the same Idempotency-Key waits for the replicas again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import random
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ticker.engines.base import Builder, Idempotency, OpsHandler, ResetHandler, replayed
+from ticker.engines.redis_connect import Connector, Target
+from ticker.engines.redis_reader import BLOCK_MS, UNREACHABLE, Reader
 from ticker.errors import BadRequest, Conflict, EngineUnavailable, Invalid, MatchNotFound, NotFound
 from ticker.log import MatchLog
 from ticker.model import Op, seq_key
 
 log = logging.getLogger("ticker.engine")
 
-BLOCK_MS = 5000
-CHECK_S = 5.0  # how often the reader checks the watched copies against Redis
 READER_GRACE_S = 10.0  # a reader down longer than this makes /healthz 503
 BATCH = 100  # matches per pipelined read
 MAX_CONNECTIONS = 100
 IDEM_TTL = 7 * 24 * 3600
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_UNREACHABLE = UNREACHABLE
 _LUA = Path(__file__).parent / "lua"
 _BAD_ENTRY = (KeyError, TypeError, ValueError, AttributeError, BadRequest)
 
@@ -83,40 +81,38 @@ class _Stream:
 class RedisEngine:
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "ticker") -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str = "",
+        prefix: str = "ticker",
+        *,
+        sentinels: list[tuple[str, int]] | None = None,
+        master: str = "",
+        min_replicas: int = 0,
+        wait_ms: int = 1000,
+    ) -> None:
+        self.target = Target(url, tuple(sentinels or ()), master)
         self.prefix = prefix
+        self.min_replicas = min_replicas
+        self.wait_ms = wait_ms
+        self._connector = Connector(self.target)
         # Commands fail fast on a dead server instead of hanging a publisher; a burst of
         # requests waits for a free connection rather than failing at once.
-        self.client = aioredis.Redis.from_pool(
-            BlockingConnectionPool.from_url(
-                url,
-                max_connections=MAX_CONNECTIONS,
-                timeout=5,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            )
+        self.client = self._connector.client(
+            socket_timeout=5, retries=2, max_connections=MAX_CONNECTIONS
         )
         # The reader's socket timeout must outlast its XREAD BLOCK, or every quiet
         # period would look like a dead connection.
-        self.reader_client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=BLOCK_MS / 1000 + 5,
-            socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        self.reader = Reader(
+            self, self._connector.client(socket_timeout=BLOCK_MS / 1000 + 5, retries=1)
         )
         self._append = self.client.register_script((_LUA / "append.lua").read_text())
         self._create = self.client.register_script((_LUA / "create.lua").read_text())
-        self._streams: dict[str, _Stream] = {}
-        self._watched: set[str] = set()
+        self.streams: dict[str, _Stream] = {}
+        self.watched: set[str] = set()
         self._on_ops: OpsHandler = lambda match_id, ops: None
         self._on_reset: ResetHandler = lambda match_id, mlog: None
         self.closed = False
-        self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
-        self._wake_seen = "0-0"
-        self._reader: asyncio.Task[None] | None = None
-        self._reader_down_since: float | None = None
         self._loading: dict[str, asyncio.Future[_Stream | None]] = {}
         self.bad_entries = 0
         self._bad_seen: set[str] = set()
@@ -128,24 +124,20 @@ class RedisEngine:
         # The engine's own keys (creating a match, keyless writes) have their own space.
         return self._key(match_id, f"{'own' if own else 'idem'}:{key}")
 
+    def log_key(self, match_id: str) -> str:
+        return self._key(match_id, "log")
+
     async def start(self, on_ops: OpsHandler, on_reset: ResetHandler | None = None) -> None:
         self._on_ops = on_ops
         if on_reset is not None:
             self._on_reset = on_reset
-        self._reader = asyncio.create_task(self._read_forever(), name="ticker-redis-reader")
+        self.reader.start()
 
     async def close(self) -> None:
         self.closed = True
-        if self._reader is not None:
-            # Wake the blocked XREAD so the reader sees `closed`; cancel only as a fallback
-            # (redis-py may swallow a cancellation that lands mid-read).
-            await self._wake()
-            done, _ = await asyncio.wait([self._reader], timeout=1.0)
-            if not done:
-                self._reader.cancel()
-                await asyncio.gather(self._reader, return_exceptions=True)
-        for client in (self.client, self.reader_client):
-            await client.aclose()
+        await self.reader.close()
+        await self.client.aclose()
+        await self._connector.close()
 
     async def ping(self) -> dict[str, Any]:
         try:
@@ -154,7 +146,12 @@ class RedisEngine:
             raise _unavailable(exc, "this process cannot serve") from exc
         if role[0] != b"master":
             raise EngineUnavailable("Redis is read-only (a replica); writes cannot be stored")
-        down = self._reader_down_since
+        if len(role[2]) < self.min_replicas:
+            raise EngineUnavailable(
+                f"Redis has {len(role[2])} of the {self.min_replicas} replica(s) that must "
+                "confirm each write; writes cannot be confirmed"
+            )
+        down = self.reader.down_since
         if down is not None and time.monotonic() - down > READER_GRACE_S:
             raise EngineUnavailable("this process's Redis reader is down; fans get no new ops")
         return {"reader": "ok" if down is None else "down", "bad_entries": self.bad_entries}
@@ -167,7 +164,7 @@ class RedisEngine:
 
     # Reading: entries into copies, copies checked against Redis.
 
-    def _ingest(self, stream: _Stream, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def ingest(self, stream: _Stream, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Apply entries read from Redis; new ops go to the hub, once, in order."""
         fresh: list[Op] = []
         for raw_id, fields in entries:
@@ -208,7 +205,7 @@ class RedisEngine:
 
     def _deliver(self, stream: _Stream, ops: list[Op]) -> None:
         match_id = stream.log.id
-        if ops and match_id in self._watched and self._streams.get(match_id) is stream:
+        if ops and match_id in self.watched and self.streams.get(match_id) is stream:
             self._on_ops(match_id, ops)
 
     async def _read(self, wanted: list[tuple[str, str]]) -> list[tuple[str, int, str, list[Any]]]:
@@ -234,25 +231,25 @@ class RedisEngine:
 
     def _new(self, match_id: str, epoch: str, entries: list[Any]) -> _Stream:
         stream = _Stream(MatchLog(match_id), epoch)
-        self._ingest(stream, entries)
+        self.ingest(stream, entries)
         return stream
 
     def _gone(self, match_id: str, stream: _Stream | None) -> None:
         """The match's stream is gone from Redis: drop the copy, tell the hub."""
-        if stream is None or self._streams.get(match_id) is not stream:
+        if stream is None or self.streams.get(match_id) is not stream:
             return
-        del self._streams[match_id]
+        del self.streams[match_id]
         log.warning("match %s is gone from Redis; dropping this process's copy", match_id)
-        if match_id in self._watched:
-            self._watched.discard(match_id)
+        if match_id in self.watched:
+            self.watched.discard(match_id)
             self._on_reset(match_id, None)
 
     def _replace(self, match_id: str, old: _Stream | None, new: _Stream) -> _Stream:
         """Put a reloaded copy in place of `old`; fans of the match get a reset snapshot."""
-        current = self._streams.get(match_id)
+        current = self.streams.get(match_id)
         if current is not old and current is not None:
             return current  # another task reloaded it meanwhile: that copy is as good
-        self._streams[match_id] = new
+        self.streams[match_id] = new
         if old is not None:
             log.warning(
                 "match %s: Redis no longer has this process's copy (%d entries to %s, "
@@ -260,11 +257,11 @@ class RedisEngine:
                 match_id, old.entries, old.cursor, old.epoch or "-",
                 new.entries, new.cursor, new.epoch or "-",
             )  # fmt: skip
-            if match_id in self._watched:
+            if match_id in self.watched:
                 self._on_reset(match_id, new.log)
         return new
 
-    async def _sync(self, ids: list[str]) -> dict[str, _Stream]:
+    async def sync(self, ids: list[str]) -> dict[str, _Stream]:
         """Bring the copies of these matches up to Redis, in pipelines of BATCH matches.
 
         A copy the stream no longer continues (other epoch, entries lost) is reloaded and
@@ -274,12 +271,12 @@ class RedisEngine:
         for start in range(0, len(ids), BATCH):
             batch = ids[start : start + BATCH]
             # What each copy was when the read went out: the reply continues exactly that.
-            before = {i: self._streams.get(i) for i in batch}
+            before = {i: self.streams.get(i) for i in batch}
             seen = {i: (s.cursor, s.entries) if s else ("", 0) for i, s in before.items()}
             replies = await self._read([(i, seen[i][0]) for i in batch])
             reload: list[str] = []
             for match_id, (epoch, length, top, entries) in zip(batch, replies, strict=True):
-                old, current = before[match_id], self._streams.get(match_id)
+                old, current = before[match_id], self.streams.get(match_id)
                 cursor, count = seen[match_id]
                 # While the copy is true the stream is it plus the entries after it.
                 continues = (
@@ -300,7 +297,7 @@ class RedisEngine:
                 elif not continues:
                     reload.append(match_id)
                 else:
-                    self._ingest(old, entries)
+                    self.ingest(old, entries)
                     found[match_id] = old
             if reload:
                 for match_id, (epoch, length, _, entries) in zip(
@@ -315,8 +312,8 @@ class RedisEngine:
 
     async def _stream(self, match_id: str) -> _Stream:
         """The match's copy, brought up to Redis; MatchNotFound if Redis has no such match."""
-        if match_id in self._streams:
-            found = await self._sync([match_id])
+        if match_id in self.streams:
+            found = await self.sync([match_id])
         else:
             found = {}
             stream = await self._load_once(match_id)
@@ -335,7 +332,7 @@ class RedisEngine:
         fut: asyncio.Future[_Stream | None] = asyncio.get_running_loop().create_future()
         self._loading[match_id] = fut
         try:
-            stream = (await self._sync([match_id])).get(match_id)
+            stream = (await self.sync([match_id])).get(match_id)
             fut.set_result(stream)
             return stream
         except BaseException as exc:
@@ -346,7 +343,7 @@ class RedisEngine:
             del self._loading[match_id]
 
     def _current(self, match_id: str) -> _Stream:
-        stream = self._streams.get(match_id)
+        stream = self.streams.get(match_id)
         if stream is None:
             raise MatchNotFound(f"no match {match_id}", "match_id")
         return stream
@@ -357,14 +354,41 @@ class RedisEngine:
     async def logs(self) -> list[MatchLog]:
         raw = await self._call(self.client.smembers(f"{self.prefix}:matches"), "nothing was read")
         ids = sorted(i.decode() for i in raw)
-        found = await self._sync(ids)
+        found = await self.sync(ids)
         return [found[i].log for i in ids if i in found]
 
     # Writing
 
+    @contextlib.asynccontextmanager
+    async def _writer(self) -> AsyncIterator[aioredis.Redis]:
+        """A client for one write and its WAIT: WAIT counts replicas that have every write
+        its connection made, so both must go over one connection. Without replicas to wait
+        for, the shared client."""
+        if not self.min_replicas:
+            yield self.client
+            return
+        async with self.client.client() as conn:
+            yield conn
+
+    async def _acked(self, conn: aioredis.Redis, outcome: str) -> bool:
+        """Whether `min_replicas` replicas have the writes `conn` made, within `wait_ms`."""
+        if not self.min_replicas:
+            return True
+        acks = await self._call(conn.wait(self.min_replicas, self.wait_ms), outcome)
+        return int(acks) >= self.min_replicas
+
+    def _require(self, acked: bool) -> None:
+        if not acked:
+            raise EngineUnavailable(
+                f"fewer than {self.min_replicas} Redis replica(s) confirmed the write in "
+                f"{self.wait_ms} ms; it is stored but could be lost in a failover: retry "
+                "with the same Idempotency-Key"
+            )
+
     async def _run_append(
         self, stream: _Stream, op: Op, idem: Idempotency, own: bool
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, bool]:
+        """(status, value, whether replicas confirmed it) of the append script."""
         match_id = stream.log.id
         keys = [
             self._key(match_id, "log"),
@@ -375,16 +399,22 @@ class RedisEngine:
             stream.cursor, stream.entries, stream.epoch,
             op.seq, op.json, idem.digest, IDEM_TTL,
         ]  # fmt: skip
-        try:
-            status, value = await self._call(
-                self._append(keys=keys, args=args), "the event was not stored"
-            )
-        except ResponseError as exc:
-            # XADD refuses an id at or below the stream's top: our view was behind.
-            if "equal or smaller" in str(exc):
-                return "stale", ""
-            raise
-        return status.decode(), value.decode()
+        outcome = "the event was not stored"
+        async with self._writer() as conn:
+            try:
+                status, value = await self._call(
+                    self._append(keys=keys, args=args, client=conn), outcome
+                )
+            except ResponseError as exc:
+                # XADD refuses an id at or below the stream's top: our view was behind.
+                if "equal or smaller" in str(exc):
+                    return "stale", "", True
+                raise
+            # Both "ok" and "dup" wrote (a dup rewrites its record as it is), so this
+            # connection's replication offset covers the op.
+            wrote = status in (b"ok", b"dup")
+            acked = not wrote or await self._acked(conn, "the event is stored, unconfirmed")
+        return status.decode(), value.decode(), acked
 
     async def create_match(self, op: Op) -> Op:
         match_id = op.data["match"]["id"]
@@ -396,22 +426,36 @@ class RedisEngine:
             f"{self.prefix}:matches",
         ]
         args = [op.seq, op.json, token, IDEM_TTL, epoch, match_id]
-        status, value = await self._call(self._create(keys=keys, args=args))
-        # A lost reply that redis-py retried finds its own record: created all the same.
-        if status != b"ok" and value.decode() != f"{op.seq} {token}":
-            raise Conflict(f"match {match_id} exists", "id")
+        async with self._writer() as conn:
+            status, value = await self._call(self._create(keys=keys, args=args, client=conn))
+            # A lost reply that redis-py retried finds its own record: created all the same.
+            if status != b"ok" and value.decode() != f"{op.seq} {token}":
+                raise Conflict(f"match {match_id} exists", "id")
+            acked = await self._acked(conn, "the match is stored, unconfirmed")
         new = self._new(match_id, epoch, [(op.seq.encode(), {b"o": op.json})])
-        self._replace(match_id, self._streams.get(match_id), new)
+        self._replace(match_id, self.streams.get(match_id), new)
+        self._require(acked)
         return op
 
     async def _replay(self, match_id: str, idem: Idempotency) -> Op | None:
-        """The op an earlier request with this key made, or None if the key is new."""
+        """The op an earlier request with this key made, or None if the key is new.
+
+        The earlier request may have been answered 503 because replicas did not confirm
+        it: this one is answered only once they have it.
+        """
         key = self._idem_key(match_id, idem.key)
-        seen = await self._call(self.client.get(key), "nothing was written")
-        if seen is None:
-            return None
+        async with self._writer() as conn:
+            seen = await self._call(conn.get(key), "nothing was written")
+            if seen is None:
+                return None
+            if self.min_replicas:
+                # Rewritten as it is: a write on this connection, so WAIT covers the op.
+                await self._call(conn.set(key, seen, xx=True, keepttl=True))
+            acked = await self._acked(conn, "nothing was written")
         seq, _, digest = seen.decode().partition(" ")
-        return await self._replayed(match_id, idem, seq, digest)
+        earlier = await self._replayed(match_id, idem, seq, digest)
+        self._require(acked)
+        return earlier
 
     async def _replayed(self, match_id: str, idem: Idempotency, seq: str, digest: str) -> Op:
         mlog = self._current(match_id).log
@@ -447,14 +491,17 @@ class RedisEngine:
                 # A bad entry stamped by a clock ahead of ours tops the stream: let ours pass it.
                 await asyncio.sleep(0.002)
                 continue
-            status, value = await self._run_append(stream, op, idem, own=idempotency is None)
+            status, value, acked = await self._run_append(stream, op, idem, own=idempotency is None)
             if status == "ok":
                 if self._advance(stream, op.seq) and stream.log.apply(op):
                     self._deliver(stream, [op])
+                self._require(acked)
                 return op, True
             if status == "dup":
                 seq, _, digest = value.partition(" ")
-                return await self._replayed(match_id, idem, seq, digest), False
+                earlier = await self._replayed(match_id, idem, seq, digest)
+                self._require(acked)
+                return earlier, False
             # Stale or gone: bring the copy up to Redis (reloading it if Redis lost entries),
             # then build again on what Redis really has.
             await self._stream(match_id)
@@ -462,82 +509,14 @@ class RedisEngine:
 
     async def watch(self, match_id: str) -> MatchLog:
         await self._stream(match_id)
-        if match_id not in self._watched:
-            self._watched.add(match_id)
-            await self._wake()
+        if match_id not in self.watched:
+            self.watched.add(match_id)
+            await self.reader.wake()
         # The copy may have been reloaded while waking the reader: hand out the current one.
         return self._current(match_id).log
 
     def unwatch(self, match_id: str) -> None:
-        self._watched.discard(match_id)
-
-    async def _wake(self) -> None:
-        try:
-            await self.client.xadd(self._wake_key, {"w": "1"}, maxlen=1)
-            await self.client.expire(self._wake_key, 86400)
-        except (*_UNREACHABLE, RedisError):
-            pass  # the reader is reconnecting (or Redis refuses writes) and will catch up
-
-    # The reader
-
-    async def _read_forever(self) -> None:
-        """Supervise the reader: an unexpected error is logged with its traceback, and the
-        reader starts again after a backoff, resuming from each copy's cursor."""
-        backoff = 0.05
-        while not self.closed:
-            started = time.monotonic()
-            try:
-                await self._read_loop()
-            except Exception:
-                if self.closed:
-                    return
-                log.exception("redis reader failed; restarting it")
-                if self._reader_down_since is None:
-                    self._reader_down_since = time.monotonic()
-                if time.monotonic() - started > 60:
-                    backoff = 0.05
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(backoff * 2, 5.0)
-
-    async def _read_loop(self) -> None:
-        backoff = 0.05
-        next_check = 0.0  # check the copies at once: this may follow an outage or a crash
-        # redis-py can turn the cancellation of a blocked read into a connection error,
-        # which the retry below would swallow: `closed` is what ends the loop.
-        while not self.closed:
-            streams: dict[Any, Any] = {self._wake_key: self._wake_seen}
-            for match_id in self._watched:
-                stream = self._streams.get(match_id)
-                if stream is not None:
-                    streams[self._key(match_id, "log")] = stream.cursor or "0-0"
-            try:
-                if time.monotonic() >= next_check:
-                    # Redis may have lost entries (a failover, a restore) with nothing to
-                    # read: XREAD would wait quietly on a head Redis no longer has.
-                    await self._sync(sorted(self._watched))
-                    next_check = time.monotonic() + CHECK_S
-                    self._reader_down_since = None
-                    continue  # the copies may have moved: XREAD from their new cursors
-                reply: Any = await self.reader_client.xread(streams, block=BLOCK_MS, count=1000)
-            except (*_UNREACHABLE, RedisError, EngineUnavailable) as exc:
-                # Full-jitter backoff; then the copies are checked and XREAD resumes.
-                if self._reader_down_since is None:
-                    self._reader_down_since = time.monotonic()
-                log.warning("redis reader: %s; retrying", exc)
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(backoff * 2, 5.0)
-                next_check = 0.0
-                continue
-            backoff = 0.05
-            self._reader_down_since = None
-            for key, entries in reply or []:
-                key = key.decode()
-                if key == self._wake_key:
-                    self._wake_seen = entries[-1][0].decode()
-                    continue
-                stream = self._streams.get(key[len(self.prefix) + 2 : -len("}:log")])
-                if stream is not None:
-                    self._ingest(stream, entries)
+        self.watched.discard(match_id)
 
     # Reporters: name -> token hash, and the reverse index for sign-in.
 
