@@ -333,3 +333,43 @@ def test_an_unconfirmed_write_answers_503_and_its_retry_waits_for_the_replica(
     finally:
         replica.kill()
         master.kill()
+
+
+@pytest.mark.slow
+def test_a_demoted_master_is_left_for_the_new_one(
+    make_server: Any, sentinel_set: SentinelSet, match_id: str
+) -> None:
+    """SENTINEL FAILOVER demotes a live master: writes there get READONLY, and its reads
+    would go on quietly, so both the writer and the reader must move by themselves."""
+    server: TickerServer = make_server(env=sentinel_set.env)
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    url = f"{server.url}/api/matches/{match_id}/events"
+    fan = Fan(f"{server.ws_url}/ws/matches/{match_id}")
+    wait_until("the fan is connected", lambda: fan.seq is not None, 10)
+    acked: dict[str, dict] = {}
+    deadline = time.monotonic() + 40
+
+    def post(i: int) -> None:
+        key = f"evt-{i}-{uuid.uuid4().hex[:6]}"
+        acked[key] = post_until_acknowledged(url, {"type": "comment", "text": key}, key, deadline)
+
+    for i in range(40):
+        if i == 20:
+            # Until the sentinels turn the old master into a replica (some seconds), it
+            # still takes writes: WAIT finds no replica there, so none is acknowledged.
+            assert sentinel_set.sentinels[0].client().sentinel_failover(MASTER)
+        post(i)
+    assert sentinel_set.master_port() == sentinel_set.replica.port
+    texts = [op["event"]["text"] for op in all_ops(server.url, match_id) if op["op"] == "add"]
+    assert texts == list(acked)
+    new_master = sentinel_set.replica.client()
+    assert new_master.xlen(f"ticker:{{{match_id}}}:log") == 41  # the match op and 40 events
+    wait_until("the fan has every event", lambda: fan.view == texts, 15)
+    fan.stop()
+    print(f"fan: {fan.connections} connection(s), {fan.resets} reset(s)")
+    if fan.resets == 0:
+        assert fan.received == texts
+    # Both of the server's clients left the demoted master.
+    clients = sentinel_set.master.client().client_list()
+    assert not [c for c in clients if c["cmd"] in ("xread", "evalsha", "wait")], clients
