@@ -23,17 +23,23 @@ is stored, and a retry with the same Idempotency-Key waits for the replicas agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import MaxConnectionsError, ReadOnlyError, RedisError, ResponseError
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    MaxConnectionsError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ticker.engines.base import Builder, Idempotency, OpsHandler, ResetHandler, replayed
@@ -99,7 +105,7 @@ class RedisEngine:
         # Commands fail fast on a dead server instead of hanging a publisher; a burst of
         # requests waits for a free connection rather than failing at once.
         self.client = self._connector.client(
-            socket_timeout=5, retries=2, max_connections=MAX_CONNECTIONS
+            socket_timeout=max(5.0, wait_ms / 1000 + 2), retries=2, max_connections=MAX_CONNECTIONS
         )
         # The reader's socket timeout must outlast its XREAD BLOCK, or every quiet
         # period would look like a dead connection.
@@ -359,23 +365,42 @@ class RedisEngine:
 
     # Writing
 
-    @contextlib.asynccontextmanager
-    async def _writer(self) -> AsyncIterator[aioredis.Redis]:
-        """A client for one write and its WAIT: WAIT counts replicas that have every write
-        its connection made, so both must go over one connection. Without replicas to wait
-        for, the shared client."""
-        if not self.min_replicas:
-            yield self.client
-            return
-        async with self.client.client() as conn:
-            yield conn
+    async def _confirmed(self, queue: Callable[[Pipeline], Any], outcome: str) -> tuple[Any, bool]:
+        """Run one write, then WAIT for `min_replicas`, in one pipeline: (its reply, whether
+        they confirmed it in `wait_ms`).
 
-    async def _acked(self, conn: aioredis.Redis, outcome: str) -> bool:
-        """Whether `min_replicas` replicas have the writes `conn` made, within `wait_ms`."""
+        WAIT counts the replicas that have every write of its own connection, so the two
+        go together: redis-py resends a pipeline whole on a new connection (a failover), and
+        a WAIT resent alone there would count nothing of ours. A reply that is an error is
+        returned as the exception.
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            if self.min_replicas:
+                pipe.wait(self.min_replicas, self.wait_ms)
+            replies = await self._call(pipe.execute(raise_on_error=False), outcome)
         if not self.min_replicas:
-            return True
-        acks = await self._call(conn.wait(self.min_replicas, self.wait_ms), outcome)
-        return int(acks) >= self.min_replicas
+            return replies[0], True
+        acks = replies[1]
+        return replies[0], not isinstance(acks, Exception) and int(acks) >= self.min_replicas
+
+    async def _script(
+        self, script: AsyncScript, keys: list[str], args: list[Any], outcome: str
+    ) -> tuple[list[bytes], bool]:
+        """A write script's reply, and whether replicas confirmed it (see `_confirmed`)."""
+        for _ in range(2):
+            reply, acked = await self._confirmed(
+                lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args), outcome
+            )
+            if isinstance(reply, NoScriptError):  # a new master, or SCRIPT FLUSH
+                await self._call(self.client.script_load(script.script), outcome)
+                continue
+            if isinstance(reply, ReadOnlyError):  # a URL naming a replica
+                raise _unavailable(reply, outcome) from reply
+            if isinstance(reply, Exception):
+                raise reply
+            return reply, acked
+        raise EngineUnavailable(f"Redis lost the append script twice; {outcome}")
 
     def _require(self, acked: bool) -> None:
         if not acked:
@@ -399,21 +424,17 @@ class RedisEngine:
             stream.cursor, stream.entries, stream.epoch,
             op.seq, op.json, idem.digest, IDEM_TTL,
         ]  # fmt: skip
-        outcome = "the event was not stored"
-        async with self._writer() as conn:
-            try:
-                status, value = await self._call(
-                    self._append(keys=keys, args=args, client=conn), outcome
-                )
-            except ResponseError as exc:
-                # XADD refuses an id at or below the stream's top: our view was behind.
-                if "equal or smaller" in str(exc):
-                    return "stale", "", True
-                raise
-            # Both "ok" and "dup" wrote (a dup rewrites its record as it is), so this
-            # connection's replication offset covers the op.
-            wrote = status in (b"ok", b"dup")
-            acked = not wrote or await self._acked(conn, "the event is stored, unconfirmed")
+        try:
+            # Both "ok" and "dup" write (a dup rewrites its record as it is), so the WAIT
+            # after them covers the op.
+            (status, value), acked = await self._script(
+                self._append, keys, args, "the event was not stored"
+            )
+        except ResponseError as exc:
+            # XADD refuses an id at or below the stream's top: our view was behind.
+            if "equal or smaller" in str(exc):
+                return "stale", "", True
+            raise
         return status.decode(), value.decode(), acked
 
     async def create_match(self, op: Op) -> Op:
@@ -426,12 +447,10 @@ class RedisEngine:
             f"{self.prefix}:matches",
         ]
         args = [op.seq, op.json, token, IDEM_TTL, epoch, match_id]
-        async with self._writer() as conn:
-            status, value = await self._call(self._create(keys=keys, args=args, client=conn))
-            # A lost reply that redis-py retried finds its own record: created all the same.
-            if status != b"ok" and value.decode() != f"{op.seq} {token}":
-                raise Conflict(f"match {match_id} exists", "id")
-            acked = await self._acked(conn, "the match is stored, unconfirmed")
+        (status, value), acked = await self._script(self._create, keys, args, "nothing was written")
+        # A lost reply that redis-py retried finds its own record: created all the same.
+        if status != b"ok" and value.decode() != f"{op.seq} {token}":
+            raise Conflict(f"match {match_id} exists", "id")
         new = self._new(match_id, epoch, [(op.seq.encode(), {b"o": op.json})])
         self._replace(match_id, self.streams.get(match_id), new)
         self._require(acked)
@@ -441,17 +460,18 @@ class RedisEngine:
         """The op an earlier request with this key made, or None if the key is new.
 
         The earlier request may have been answered 503 because replicas did not confirm
-        it: this one is answered only once they have it.
+        it: this one too is answered only once they have it.
         """
         key = self._idem_key(match_id, idem.key)
-        async with self._writer() as conn:
-            seen = await self._call(conn.get(key), "nothing was written")
-            if seen is None:
-                return None
-            if self.min_replicas:
-                # Rewritten as it is: a write on this connection, so WAIT covers the op.
-                await self._call(conn.set(key, seen, xx=True, keepttl=True))
-            acked = await self._acked(conn, "nothing was written")
+        seen = await self._call(self.client.get(key), "nothing was written")
+        if seen is None:
+            return None
+        acked = True
+        if self.min_replicas:
+            # Rewritten as it is: a write, so the WAIT after it covers the op.
+            _, acked = await self._confirmed(
+                lambda pipe: pipe.set(key, seen, xx=True, keepttl=True), "nothing was written"
+            )
         seq, _, digest = seen.decode().partition(" ")
         earlier = await self._replayed(match_id, idem, seq, digest)
         self._require(acked)
