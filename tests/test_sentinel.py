@@ -26,6 +26,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import TickerServer, free_port, new_match, wait_port
 from tests.test_resilience import all_ops, post_until_acknowledged
+from ticker import logs
 from ticker import settings as settings_mod
 from ticker.settings import SettingsError
 
@@ -79,6 +80,14 @@ def test_bad_sentinel_settings_are_one_clear_line(env: dict[str, str], message: 
     with pytest.raises(SettingsError, match=message) as info:
         settings_mod.load(env)
     assert "\n" not in str(info.value)
+
+
+def test_the_startup_line_names_the_sentinels() -> None:
+    line = logs.describe(settings_mod.load(SENTINEL_ENV))
+    assert line.startswith(
+        "engine=redis sentinels=10.0.0.1:26379,sentinel-2:26380,[::1]:26381 master=ticker "
+        "min_replicas=1 prefix=ticker "
+    )
 
 
 # Real processes: a master, a replica, three sentinels
