@@ -400,7 +400,7 @@ class RedisEngine:
             if isinstance(reply, Exception):
                 raise reply
             return reply, acked
-        raise EngineUnavailable(f"Redis lost the append script twice; {outcome}")
+        raise EngineUnavailable(f"Redis lost the script twice; {outcome}")
 
     def _require(self, acked: bool) -> None:
         if not acked:
