@@ -339,6 +339,15 @@ def test_an_unconfirmed_write_answers_503_and_its_retry_waits_for_the_replica(
             assert r.json()["op"] == stored[0]
             assert [op for op in all_ops(server.url, match_id) if op["op"] == "add"] == stored
             assert replica.client().xlen(f"ticker:{{{match_id}}}:log") == 2
+            # With no replica at all, the server says it cannot confirm writes.
+            replica.kill()
+            wait_until(
+                "/healthz says so",
+                lambda: httpx.get(server.url + "/healthz").status_code == 503,
+                10,
+            )
+            error = httpx.get(server.url + "/healthz").json()["error"]
+            assert error["code"] == "unavailable" and "0 of the 1 replica" in error["message"]
     finally:
         replica.kill()
         master.kill()
