@@ -4,7 +4,8 @@ With Sentinel, each new connection asks the sentinels where the master is
 (redis-py's SentinelConnectionPool). A connection that finds its server demoted (READONLY)
 drops itself and raises ConnectionError, which the client's Retry turns into a reconnect
 to the new master; a dead master's connections fail and reconnect the same way. Idle
-connections are dropped when a lookup finds the master moved (`follow_master`).
+connections are dropped when a lookup finds the master moved (`follow_master`). Errors
+reaching Redis become EngineUnavailable here (`call`), in words that name no address.
 """
 
 from __future__ import annotations
@@ -17,6 +18,34 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ticker.errors import EngineUnavailable
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def unavailable(exc: BaseException, outcome: str) -> EngineUnavailable:
+    """What went wrong, in words a client may see: never an address (the cause has it)."""
+    if isinstance(exc, MaxConnectionsError) or "No connection available" in str(exc):
+        what = "Redis is busy: no free connection in this process"
+    elif isinstance(exc, ReadOnlyError):
+        what = "Redis is read-only (a replica)"
+    elif isinstance(exc, RedisTimeoutError | TimeoutError):
+        what = "Redis did not answer in time"
+    else:
+        what = "Redis is unreachable"
+    return EngineUnavailable(f"{what}; {outcome}")
+
+
+async def call(coro: Any, outcome: str = "nothing was written") -> Any:
+    """Await a Redis command; unreachable or read-only Redis raises EngineUnavailable."""
+    try:
+        return await coro
+    except (*UNREACHABLE, ReadOnlyError) as exc:
+        raise unavailable(exc, outcome) from exc
 
 
 class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):

@@ -15,11 +15,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ticker.engines.redis_connect import follow_master
+from ticker.engines.redis_connect import UNREACHABLE, follow_master
 from ticker.errors import EngineUnavailable
 
 if TYPE_CHECKING:
@@ -31,7 +29,6 @@ log = logging.getLogger("ticker.engine")
 
 BLOCK_MS = 5000
 CHECK_S = 5.0  # how often the reader checks the watched copies against Redis
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Reader:
@@ -108,8 +105,8 @@ class Reader:
         # which the retry below would swallow: `closed` is what ends the loop.
         while not engine.closed:
             streams: dict[Any, Any] = {self.wake_key: self._wake_seen}
-            for match_id in engine.watched:
-                stream = engine.streams.get(match_id)
+            for match_id in engine.copies.watched:
+                stream = engine.copies.streams.get(match_id)
                 if stream is not None:
                     streams[engine.log_key(match_id)] = stream.cursor or "0-0"
             try:
@@ -117,7 +114,7 @@ class Reader:
                     await self._follow_master()
                     # Redis may have lost entries (a failover, a restore) with nothing to
                     # read: XREAD would wait quietly on a head Redis no longer has.
-                    await engine.sync(sorted(engine.watched))
+                    await engine.copies.sync(sorted(engine.copies.watched))
                     next_check = time.monotonic() + CHECK_S
                     self.down_since = None
                     continue  # the copies may have moved: XREAD from their new cursors
@@ -137,6 +134,6 @@ class Reader:
                 if key == self.wake_key:
                     self._wake_seen = entries[-1][0].decode()
                     continue
-                stream = engine.streams.get(key[len(engine.prefix) + 2 : -len("}:log")])
+                stream = engine.copies.streams.get(key[len(engine.prefix) + 2 : -len("}:log")])
                 if stream is not None:
-                    engine.ingest(stream, entries)
+                    engine.copies.ingest(stream, entries)
