@@ -136,6 +136,141 @@ def test_replica_health_check_runs(make_server: Any) -> None:
     assert failed.returncode != 0
 
 
+# docker-compose.sentinel.yml, deploy/redis.conf and deploy/sentinel.conf
+
+SENTINEL_COMPOSE = yaml.safe_load((ROOT / "docker-compose.sentinel.yml").read_text())
+HA: dict[str, dict[str, Any]] = SENTINEL_COMPOSE["services"]
+NODES = ["redis-1", "redis-2"]
+SENTINELS = ["sentinel-1", "sentinel-2", "sentinel-3"]
+REDIS_CONF = ROOT / "deploy" / "redis.conf"
+SENTINEL_CONF = ROOT / "deploy" / "sentinel.conf"
+
+
+def conf_lines(path: Path) -> list[list[str]]:
+    lines = [line.split() for line in path.read_text().splitlines()]
+    return [words for words in lines if words and not words[0].startswith("#")]
+
+
+def monitor() -> list[str]:
+    (found,) = [w[2:] for w in conf_lines(SENTINEL_CONF) if w[:2] == ["sentinel", "monitor"]]
+    return found  # name, host, port, quorum
+
+
+def test_sentinel_services() -> None:
+    assert set(HA) == {*NODES, *SENTINELS, *REPLICAS, "proxy"}
+    assert [name for name, s in HA.items() if "ports" in s] == ["proxy"]
+    assert HA["proxy"] == SERVICES["proxy"]
+    assert SENTINEL_COMPOSE["networks"] == COMPOSE["networks"]
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_sentinel_ticker_replicas_are_those_of_the_base_file_on_sentinel(name: str) -> None:
+    ticker, base = dict(HA[name]), dict(SERVICES[name])
+    env, base_env = ticker.pop("environment"), base.pop("environment")
+    assert ticker.pop("depends_on") == {s: {"condition": "service_healthy"} for s in SENTINELS}
+    base.pop("depends_on")
+    assert ticker == base
+    assert {k: v for k, v in env.items() if "REDIS" not in k} == {
+        k: v for k, v in base_env.items() if "REDIS" not in k
+    }
+    resolved = {k: interpolate(str(v), {"TICKER_ADMIN_TOKEN": "x" * 32}) for k, v in env.items()}
+    settings = settings_mod.load(resolved)
+    assert settings.engine_name == "redis" and settings.redis_url == ""
+    assert settings.sentinel_addresses == [(s, 26379) for s in SENTINELS]
+    assert settings.redis_master == monitor()[0]
+    assert settings.redis_min_replicas == 1  # a 2xx means the replica has it
+
+
+def test_redis_nodes_and_sentinels() -> None:
+    name, host, port, quorum = monitor()
+    assert (host, port, quorum) == ("redis-1", "6379", "2")  # two of three sentinels agree
+    assert "REPLICA_OF" not in HA["redis-1"]["environment"]
+    assert HA["redis-2"]["environment"]["REPLICA_OF"] == "redis-1"
+    for node in NODES:
+        service = HA[node]
+        assert service["environment"]["NODE_NAME"] == node
+        assert service["volumes"] == [
+            f"{node}-data:/data",
+            "./deploy/redis.conf:/etc/ticker/redis.conf:ro",
+        ]
+        assert service["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for sentinel in SENTINELS:
+        service = HA[sentinel]
+        assert service["environment"]["SENTINEL_NAME"] == sentinel
+        assert f"{sentinel}-data:/data" in service["volumes"]
+        assert service["healthcheck"]["test"][-2:] == ["get-master-addr-by-name", name]
+    assert set(SENTINEL_COMPOSE["volumes"]) == {f"{n}-data" for n in NODES + SENTINELS}
+    words = {w[0]: w[1:] for w in conf_lines(REDIS_CONF)}
+    assert words["appendonly"] == ["yes"] and words["appendfsync"] == ["always"]
+
+
+def run_setup(service: dict[str, Any], tmp: Path) -> None:
+    """The service's start-up shell, with /data and /etc/ticker in tmp and no exec."""
+    script = service["command"][2].replace("$$", "$")  # compose's escape for a literal $
+    script = script.replace("/data/", f"{tmp}/data/").replace("/etc/ticker/", f"{ROOT}/deploy/")
+    script = script.split("; exec ")[0]
+    (tmp / "data").mkdir(exist_ok=True)
+    subprocess.run(["sh", "-c", script], env=service["environment"], check=True, timeout=10)
+
+
+@pytest.mark.parametrize("name", NODES + SENTINELS)
+def test_startup_makes_the_config_once(name: str, tmp_path: Path) -> None:
+    run_setup(HA[name], tmp_path)
+    (made,) = (tmp_path / "data").iterdir()
+    lines = conf_lines(made)
+    announce = ["replica-announce-ip", name] if name in NODES else ["sentinel", "announce-ip", name]
+    assert announce in lines
+    assert (["replicaof", "redis-1", "6379"] in lines) == (name == "redis-2")
+    made.write_text("# rewritten by a sentinel\n")
+    run_setup(HA[name], tmp_path)  # a restart keeps what the sentinels wrote
+    assert made.read_text() == "# rewritten by a sentinel\n"
+
+
+def test_the_deploy_configs_run(tmp_path: Path) -> None:
+    """deploy/redis.conf and deploy/sentinel.conf, host names and ports made local, run:
+    the sentinels find the master, its replica and each other."""
+    from tests.test_sentinel import RedisProc, wait_until
+
+    nodes = {n: RedisProc(tmp_path / n, []) for n in NODES}
+    sentinels = [RedisProc(tmp_path / s, []) for s in SENTINELS]
+    master = f"127.0.0.1 {nodes['redis-1'].port}"
+    # Compose host names and paths made local (RedisProc gives each its own port).
+    local = {"NODE_NAME": "127.0.0.1", "SENTINEL_NAME": "127.0.0.1", "redis-1 6379": master,
+             "bind * -::*": "bind 127.0.0.1"}  # fmt: skip
+
+    def render(path: Path, proc: RedisProc, extra: str = "") -> list[str]:
+        text = path.read_text()
+        for old, new in {**local, "dir /data": f"dir {proc.dir}"}.items():
+            text = text.replace(old, new)
+        proc.dir.mkdir(parents=True, exist_ok=True)
+        (proc.dir / "conf").write_text(text + extra)
+        return [str(proc.dir / "conf")]
+
+    try:
+        for name, node in nodes.items():
+            node.args = render(
+                REDIS_CONF, node, f"\nreplicaof {master}\n" if name == "redis-2" else ""
+            )
+            node.start()
+        for sentinel in sentinels:
+            sentinel.args = [*render(SENTINEL_CONF, sentinel), "--sentinel"]
+            sentinel.start()
+
+        def ready() -> bool:
+            try:
+                states = [s.client().sentinel_master(monitor()[0]) for s in sentinels]
+            except Exception:
+                return False
+            return all(st["num-other-sentinels"] == 2 and st["num-slaves"] == 1 for st in states)
+
+        wait_until("the sentinels see the replica and each other", ready, 20)
+        addr = sentinels[0].client().sentinel_get_master_addr_by_name(monitor()[0])
+        assert int(addr[1]) == nodes["redis-1"].port
+    finally:
+        for proc in [*sentinels, *nodes.values()]:
+            proc.kill()
+
+
 # The Dockerfile
 
 

@@ -48,9 +48,10 @@ def serve(settings: Settings) -> None:
 
     from ticker.httpproto import DeadlineHttpProtocol
 
-    if settings.workers > 1 and not settings.redis_url:
+    if settings.workers > 1 and settings.engine_name != "redis":
         raise SettingsError(
-            "--workers above 1 needs TICKER_REDIS_URL: the embedded engine is one process"
+            "--workers above 1 needs TICKER_REDIS_URL (or TICKER_REDIS_SENTINELS): "
+            "the embedded engine is one process"
         )
     config: dict[str, object] = {
         "host": settings.host,

@@ -140,12 +140,13 @@ class RedisStore:
 
 
 def create_store(settings: Settings, engine: Engine) -> Store:
-    if not settings.redis_url:
+    if settings.engine_name != "redis":
         return FileStore(Path(settings.data_dir) / "kv.json")
     client = getattr(engine, "client", None)
     if client is not None:
         return RedisStore(client, settings.redis_prefix, owned=False)
-    import redis.asyncio as aioredis
+    from ticker.engines.redis_connect import Connector, Target
 
-    own = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    target = Target(settings.redis_url, tuple(settings.sentinel_addresses), settings.redis_master)
+    own = Connector(target).client(socket_timeout=5, retries=0)
     return RedisStore(own, settings.redis_prefix, owned=True)

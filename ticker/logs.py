@@ -73,7 +73,12 @@ def config(level: str, fmt: str = "text") -> dict[str, Any]:
 
 def describe(settings: Settings) -> str:
     """What this process runs on, for its start-up line; a Redis password never shows."""
-    if settings.redis_url:
+    if settings.redis_sentinels:
+        where = (
+            f"engine=redis sentinels={settings.redis_sentinels} master={settings.redis_master}"
+            f" min_replicas={settings.redis_min_replicas} prefix={settings.redis_prefix}"
+        )
+    elif settings.redis_url:
         where = f"engine=redis url={_masked(settings.redis_url)} prefix={settings.redis_prefix}"
     else:
         where = f"engine=embedded data={Path(settings.data_dir).resolve()}"

@@ -93,6 +93,31 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def parse_sentinels(raw: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (an IPv6 host in brackets) as (host, port) pairs."""
+    found = []
+    for part in raw.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ValueError(f"expected host:port,host:port (got {part.strip()!r})")
+        found.append((host, int(port)))
+    return found
+
+
+def _sentinels(raw: str) -> str:
+    if raw.strip():
+        parse_sentinels(raw)
+    return raw.strip()
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number of at least 0")
+    return value
+
+
 def _ws(raw: str) -> str:
     if raw not in ("fast", "plain"):
         raise ValueError("expected fast or plain")
@@ -126,6 +151,13 @@ class Settings:
     workers: int = 1
     redis_url: str = ""
     redis_prefix: str = "ticker"
+    # Redis Sentinel, instead of a URL: sentinels' `host:port,...` and the master's name.
+    redis_sentinels: str = ""
+    redis_master: str = ""
+    # Replicas that must confirm each write (WAIT) before it is answered 2xx, and how long
+    # to wait for them (then 503). -1: 1 with Sentinel, else 0.
+    redis_min_replicas: int = -1
+    redis_wait_ms: int = 1000
     data_dir: str = "./ticker-data"
     fsync: bool = True
     admin_token: str = ""
@@ -170,15 +202,39 @@ class Settings:
     # "text": human lines; "json": one JSON object per line (access logs included).
     log_format: str = "text"
 
+    def __post_init__(self) -> None:
+        if self.redis_url and self.redis_sentinels:
+            raise SettingsError(
+                "TICKER_REDIS_URL and TICKER_REDIS_SENTINELS are both set: use one "
+                "(a URL for one Redis, or the sentinels with TICKER_REDIS_MASTER)"
+            )
+        if bool(self.redis_sentinels) != bool(self.redis_master):
+            given, missing = (
+                ("TICKER_REDIS_SENTINELS", "TICKER_REDIS_MASTER")
+                if self.redis_sentinels
+                else ("TICKER_REDIS_MASTER", "TICKER_REDIS_SENTINELS")
+            )
+            raise SettingsError(f"{given} is set but {missing} is not: Sentinel needs both")
+        if self.redis_min_replicas == -1:
+            # Frozen: the one place the resolved default is filled in.
+            object.__setattr__(self, "redis_min_replicas", 1 if self.redis_sentinels else 0)
+
     @property
     def engine_name(self) -> str:
-        return "redis" if self.redis_url else "embedded"
+        return "redis" if self.redis_url or self.redis_sentinels else "embedded"
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return parse_sentinels(self.redis_sentinels) if self.redis_sentinels else []
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "port": _port,
     "workers": _positive,
     "redis_url": _redis_url,
+    "redis_sentinels": _sentinels,
+    "redis_min_replicas": _count,
+    "redis_wait_ms": _positive,
     "fsync": _bool,
     "log_level": _log_level,
     "client_buffer": _positive,

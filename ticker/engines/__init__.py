@@ -10,10 +10,17 @@ if TYPE_CHECKING:
 
 
 def create_engine(settings: Settings) -> Engine:
-    if settings.redis_url:
+    if settings.engine_name == "redis":
         from ticker.engines.redis import RedisEngine
 
-        return RedisEngine(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisEngine(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            sentinels=settings.sentinel_addresses,
+            master=settings.redis_master,
+            min_replicas=settings.redis_min_replicas,
+            wait_ms=settings.redis_wait_ms,
+        )
     from ticker.engines.embedded import EmbeddedEngine
 
     return EmbeddedEngine(settings.data_dir, fsync=settings.fsync)

@@ -6,120 +6,76 @@ Creating runs `lua/create.lua` (first op, epoch, the set of matches, a creation 
 appends run `lua/append.lua`: idempotency check, compare-and-append, idempotency record,
 in one atomic step.
 
-Each process keeps a copy of a match's stream (`_Stream`: the MatchLog, the last entry id
-read, the number of entries read and the match's epoch). Logs are never trimmed, so while
-the copy is true the stream has exactly that many entries, ending at that id, under that
-epoch. The append script checks all three; every read checks them too. When Redis lost
-data (FLUSHALL, a lagging replica promoted, an older AOF restored) or the match was made
-again, they differ: the copy is reloaded from Redis and the hub told (a reset), or, when
-the stream is gone, dropped (the match is not found).
-
-Each process runs one reader: a single blocking XREAD over every stream its fans watch,
-plus a private wake-up stream so a newly watched match joins without waiting, and every
-few seconds one pipelined check of the watched copies against Redis.
+Each process keeps a copy of each match's stream, checked against Redis by every append
+and read (redis_copies.py), and runs one reader of new entries (redis_reader.py). Redis is
+one URL or, with Sentinel, the master the sentinels name (redis_connect.py). With
+`min_replicas`, a write is answered 2xx only once that many replicas have it (WAIT, in one
+pipeline with the write), else 503: the op is stored, and a retry with the same
+Idempotency-Key waits for the replicas again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.connection import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, ReadOnlyError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from ticker.engines.base import Builder, Idempotency, OpsHandler, ResetHandler, replayed
-from ticker.errors import BadRequest, Conflict, EngineUnavailable, Invalid, MatchNotFound, NotFound
+from ticker.engines.redis_connect import UNREACHABLE, Connector, Target, call, unavailable
+from ticker.engines.redis_copies import Copies, Stream
+from ticker.engines.redis_reader import BLOCK_MS, Reader
+from ticker.errors import Conflict, EngineUnavailable, Invalid, NotFound
 from ticker.log import MatchLog
-from ticker.model import Op, seq_key
+from ticker.model import Op
 
 log = logging.getLogger("ticker.engine")
 
-BLOCK_MS = 5000
-CHECK_S = 5.0  # how often the reader checks the watched copies against Redis
 READER_GRACE_S = 10.0  # a reader down longer than this makes /healthz 503
-BATCH = 100  # matches per pipelined read
 MAX_CONNECTIONS = 100
 IDEM_TTL = 7 * 24 * 3600
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _LUA = Path(__file__).parent / "lua"
-_BAD_ENTRY = (KeyError, TypeError, ValueError, AttributeError, BadRequest)
-
-
-def _unavailable(exc: BaseException, outcome: str) -> EngineUnavailable:
-    """What went wrong, in words a client may see: never an address (the cause has it)."""
-    if isinstance(exc, MaxConnectionsError) or "No connection available" in str(exc):
-        what = "Redis is busy: no free connection in this process"
-    elif isinstance(exc, ReadOnlyError):
-        what = "Redis is read-only (a replica)"
-    elif isinstance(exc, RedisTimeoutError | TimeoutError):
-        what = "Redis did not answer in time"
-    else:
-        what = "Redis is unreachable"
-    return EngineUnavailable(f"{what}; {outcome}")
-
-
-@dataclass(eq=False, slots=True)
-class _Stream:
-    """This process's copy of one match stream, and what identifies the stream it copies."""
-
-    log: MatchLog
-    epoch: str
-    cursor: str = ""  # id of the last entry read, good or bad
-    cursor_key: tuple[int, int] = (-1, -1)
-    entries: int = 0  # entries read, good or bad: the stream's length while the copy is true
 
 
 class RedisEngine:
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "ticker") -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str = "",
+        prefix: str = "ticker",
+        *,
+        sentinels: list[tuple[str, int]] | None = None,
+        master: str = "",
+        min_replicas: int = 0,
+        wait_ms: int = 1000,
+    ) -> None:
+        self.target = Target(url, tuple(sentinels or ()), master)
         self.prefix = prefix
+        self.min_replicas = min_replicas
+        self.wait_ms = wait_ms
+        self._connector = Connector(self.target)
         # Commands fail fast on a dead server instead of hanging a publisher; a burst of
         # requests waits for a free connection rather than failing at once.
-        self.client = aioredis.Redis.from_pool(
-            BlockingConnectionPool.from_url(
-                url,
-                max_connections=MAX_CONNECTIONS,
-                timeout=5,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            )
+        self.client = self._connector.client(
+            socket_timeout=max(5.0, wait_ms / 1000 + 2), retries=2, max_connections=MAX_CONNECTIONS
         )
         # The reader's socket timeout must outlast its XREAD BLOCK, or every quiet
         # period would look like a dead connection.
-        self.reader_client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=BLOCK_MS / 1000 + 5,
-            socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        self.reader = Reader(
+            self, self._connector.client(socket_timeout=BLOCK_MS / 1000 + 5, retries=1)
         )
         self._append = self.client.register_script((_LUA / "append.lua").read_text())
         self._create = self.client.register_script((_LUA / "create.lua").read_text())
-        self._streams: dict[str, _Stream] = {}
-        self._watched: set[str] = set()
-        self._on_ops: OpsHandler = lambda match_id, ops: None
-        self._on_reset: ResetHandler = lambda match_id, mlog: None
+        self.copies = Copies(self.client, self._key)
         self.closed = False
-        self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
-        self._wake_seen = "0-0"
-        self._reader: asyncio.Task[None] | None = None
-        self._reader_down_since: float | None = None
-        self._loading: dict[str, asyncio.Future[_Stream | None]] = {}
-        self.bad_entries = 0
-        self._bad_seen: set[str] = set()
 
     def _key(self, match_id: str, what: str) -> str:
         return f"{self.prefix}:{{{match_id}}}:{what}"
@@ -128,243 +84,98 @@ class RedisEngine:
         # The engine's own keys (creating a match, keyless writes) have their own space.
         return self._key(match_id, f"{'own' if own else 'idem'}:{key}")
 
+    def log_key(self, match_id: str) -> str:
+        return self._key(match_id, "log")
+
     async def start(self, on_ops: OpsHandler, on_reset: ResetHandler | None = None) -> None:
-        self._on_ops = on_ops
+        self.copies.on_ops = on_ops
         if on_reset is not None:
-            self._on_reset = on_reset
-        self._reader = asyncio.create_task(self._read_forever(), name="ticker-redis-reader")
+            self.copies.on_reset = on_reset
+        self.reader.start()
 
     async def close(self) -> None:
         self.closed = True
-        if self._reader is not None:
-            # Wake the blocked XREAD so the reader sees `closed`; cancel only as a fallback
-            # (redis-py may swallow a cancellation that lands mid-read).
-            await self._wake()
-            done, _ = await asyncio.wait([self._reader], timeout=1.0)
-            if not done:
-                self._reader.cancel()
-                await asyncio.gather(self._reader, return_exceptions=True)
-        for client in (self.client, self.reader_client):
-            await client.aclose()
+        await self.reader.close()
+        await self.client.aclose()
+        await self._connector.close()
 
     async def ping(self) -> dict[str, Any]:
         try:
             role = await self.client.role()
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise _unavailable(exc, "this process cannot serve") from exc
+        except (*UNREACHABLE, RedisError) as exc:
+            raise unavailable(exc, "this process cannot serve") from exc
         if role[0] != b"master":
             raise EngineUnavailable("Redis is read-only (a replica); writes cannot be stored")
-        down = self._reader_down_since
+        if len(role[2]) < self.min_replicas:
+            raise EngineUnavailable(
+                f"Redis has {len(role[2])} of the {self.min_replicas} replica(s) that must "
+                "confirm each write; writes cannot be confirmed"
+            )
+        down = self.reader.down_since
         if down is not None and time.monotonic() - down > READER_GRACE_S:
             raise EngineUnavailable("this process's Redis reader is down; fans get no new ops")
-        return {"reader": "ok" if down is None else "down", "bad_entries": self.bad_entries}
-
-    async def _call(self, coro: Any, outcome: str = "nothing was written") -> Any:
-        try:
-            return await coro
-        except (*_UNREACHABLE, ReadOnlyError) as exc:
-            raise _unavailable(exc, outcome) from exc
-
-    # Reading: entries into copies, copies checked against Redis.
-
-    def _ingest(self, stream: _Stream, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Apply entries read from Redis; new ops go to the hub, once, in order."""
-        fresh: list[Op] = []
-        for raw_id, fields in entries:
-            entry_id = raw_id.decode()
-            if self._advance(stream, entry_id):
-                op = self._decode(stream, entry_id, fields)
-                if op is not None:
-                    fresh.append(op)
-        self._deliver(stream, fresh)
-
-    def _advance(self, stream: _Stream, entry_id: str) -> bool:
-        """Move the copy's cursor to an entry; False if it was read already."""
-        key = seq_key(entry_id)
-        if key <= stream.cursor_key:
-            return False
-        stream.cursor, stream.cursor_key = entry_id, key
-        stream.entries += 1
-        return True
-
-    def _decode(self, stream: _Stream, entry_id: str, fields: dict[bytes, bytes]) -> Op | None:
-        """The entry's op applied to the copy, or None for an entry that is not an op of ours.
-
-        One bad entry (written by hand, by another program) must not stop a match: it is
-        skipped, counted and logged once.
-        """
-        try:
-            op = Op.from_json(fields[b"o"])
-            if op.seq != entry_id:
-                raise ValueError(f"its op has seq {op.seq!r}")
-            return op if stream.log.apply(op) else None
-        except _BAD_ENTRY as exc:
-            where = f"{self._key(stream.log.id, 'log')} {entry_id}"
-            if where not in self._bad_seen:
-                self._bad_seen.add(where)
-                self.bad_entries += 1
-                log.warning("skipping bad entry %s: %s: %s", where, type(exc).__name__, exc)
-            return None
-
-    def _deliver(self, stream: _Stream, ops: list[Op]) -> None:
-        match_id = stream.log.id
-        if ops and match_id in self._watched and self._streams.get(match_id) is stream:
-            self._on_ops(match_id, ops)
-
-    async def _read(self, wanted: list[tuple[str, str]]) -> list[tuple[str, int, str, list[Any]]]:
-        """(epoch, length, last id, entries after the cursor) of each (match, cursor),
-        atomically."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            for match_id, cursor in wanted:
-                key = self._key(match_id, "log")
-                pipe.get(self._key(match_id, "epoch"))
-                pipe.xlen(key)
-                pipe.xrevrange(key, "+", "-", count=1)
-                pipe.xrange(key, f"({cursor}" if cursor else "-", "+")
-            got = await self._call(pipe.execute(), "nothing was read")
-        return [
-            (
-                (got[i] or b"").decode(),
-                int(got[i + 1]),
-                got[i + 2][0][0].decode() if got[i + 2] else "",
-                got[i + 3],
-            )
-            for i in range(0, len(got), 4)
-        ]
-
-    def _new(self, match_id: str, epoch: str, entries: list[Any]) -> _Stream:
-        stream = _Stream(MatchLog(match_id), epoch)
-        self._ingest(stream, entries)
-        return stream
-
-    def _gone(self, match_id: str, stream: _Stream | None) -> None:
-        """The match's stream is gone from Redis: drop the copy, tell the hub."""
-        if stream is None or self._streams.get(match_id) is not stream:
-            return
-        del self._streams[match_id]
-        log.warning("match %s is gone from Redis; dropping this process's copy", match_id)
-        if match_id in self._watched:
-            self._watched.discard(match_id)
-            self._on_reset(match_id, None)
-
-    def _replace(self, match_id: str, old: _Stream | None, new: _Stream) -> _Stream:
-        """Put a reloaded copy in place of `old`; fans of the match get a reset snapshot."""
-        current = self._streams.get(match_id)
-        if current is not old and current is not None:
-            return current  # another task reloaded it meanwhile: that copy is as good
-        self._streams[match_id] = new
-        if old is not None:
-            log.warning(
-                "match %s: Redis no longer has this process's copy (%d entries to %s, "
-                "epoch %s; now %d to %s, epoch %s): reloaded",
-                match_id, old.entries, old.cursor, old.epoch or "-",
-                new.entries, new.cursor, new.epoch or "-",
-            )  # fmt: skip
-            if match_id in self._watched:
-                self._on_reset(match_id, new.log)
-        return new
-
-    async def _sync(self, ids: list[str]) -> dict[str, _Stream]:
-        """Bring the copies of these matches up to Redis, in pipelines of BATCH matches.
-
-        A copy the stream no longer continues (other epoch, entries lost) is reloaded and
-        replaces it; a match whose stream is gone is dropped. Returns the matches found.
-        """
-        found: dict[str, _Stream] = {}
-        for start in range(0, len(ids), BATCH):
-            batch = ids[start : start + BATCH]
-            # What each copy was when the read went out: the reply continues exactly that.
-            before = {i: self._streams.get(i) for i in batch}
-            seen = {i: (s.cursor, s.entries) if s else ("", 0) for i, s in before.items()}
-            replies = await self._read([(i, seen[i][0]) for i in batch])
-            reload: list[str] = []
-            for match_id, (epoch, length, top, entries) in zip(batch, replies, strict=True):
-                old, current = before[match_id], self._streams.get(match_id)
-                cursor, count = seen[match_id]
-                # While the copy is true the stream is it plus the entries after it.
-                continues = (
-                    old is not None
-                    and epoch == old.epoch
-                    and count + len(entries) == length
-                    and top == (entries[-1][0].decode() if entries else cursor)
-                )
-                if length == 0:
-                    self._gone(match_id, old)
-                elif current is not old:
-                    if current is not None:  # reloaded or created meanwhile
-                        found[match_id] = current
-                elif old is None:
-                    found[match_id] = self._replace(
-                        match_id, None, self._new(match_id, epoch, entries)
-                    )
-                elif not continues:
-                    reload.append(match_id)
-                else:
-                    self._ingest(old, entries)
-                    found[match_id] = old
-            if reload:
-                for match_id, (epoch, length, _, entries) in zip(
-                    reload, await self._read([(i, "") for i in reload]), strict=True
-                ):
-                    if length == 0:
-                        self._gone(match_id, before[match_id])
-                    else:
-                        new = self._new(match_id, epoch, entries)
-                        found[match_id] = self._replace(match_id, before[match_id], new)
-        return found
-
-    async def _stream(self, match_id: str) -> _Stream:
-        """The match's copy, brought up to Redis; MatchNotFound if Redis has no such match."""
-        if match_id in self._streams:
-            found = await self._sync([match_id])
-        else:
-            found = {}
-            stream = await self._load_once(match_id)
-            if stream is not None:
-                found[match_id] = stream
-        stream = found.get(match_id)
-        if stream is None:
-            raise MatchNotFound(f"no match {match_id}", "match_id")
-        return stream
-
-    async def _load_once(self, match_id: str) -> _Stream | None:
-        # One load per match however many requests ask at once (a reconnect storm).
-        loading = self._loading.get(match_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        fut: asyncio.Future[_Stream | None] = asyncio.get_running_loop().create_future()
-        self._loading[match_id] = fut
-        try:
-            stream = (await self._sync([match_id])).get(match_id)
-            fut.set_result(stream)
-            return stream
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it, an unawaited one must not warn
-            raise
-        finally:
-            del self._loading[match_id]
-
-    def _current(self, match_id: str) -> _Stream:
-        stream = self._streams.get(match_id)
-        if stream is None:
-            raise MatchNotFound(f"no match {match_id}", "match_id")
-        return stream
+        return {"reader": "ok" if down is None else "down", "bad_entries": self.copies.bad_entries}
 
     async def log(self, match_id: str) -> MatchLog:
-        return (await self._stream(match_id)).log
+        return (await self.copies.stream(match_id)).log
 
     async def logs(self) -> list[MatchLog]:
-        raw = await self._call(self.client.smembers(f"{self.prefix}:matches"), "nothing was read")
+        raw = await call(self.client.smembers(f"{self.prefix}:matches"), "nothing was read")
         ids = sorted(i.decode() for i in raw)
-        found = await self._sync(ids)
+        found = await self.copies.sync(ids)
         return [found[i].log for i in ids if i in found]
 
     # Writing
 
+    async def _confirmed(self, queue: Callable[[Pipeline], Any], outcome: str) -> tuple[Any, bool]:
+        """Run one write, then WAIT for `min_replicas`, in one pipeline: (its reply, whether
+        they confirmed it in `wait_ms`).
+
+        WAIT counts the replicas that have every write of its own connection, so the two
+        go together: redis-py resends a pipeline whole on a new connection (a failover), and
+        a WAIT resent alone there would count nothing of ours. A reply that is an error is
+        returned as the exception.
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            if self.min_replicas:
+                pipe.wait(self.min_replicas, self.wait_ms)
+            replies = await call(pipe.execute(raise_on_error=False), outcome)
+        if not self.min_replicas:
+            return replies[0], True
+        acks = replies[1]
+        return replies[0], not isinstance(acks, Exception) and int(acks) >= self.min_replicas
+
+    async def _script(
+        self, script: AsyncScript, keys: list[str], args: list[Any], outcome: str
+    ) -> tuple[list[bytes], bool]:
+        """A write script's reply, and whether replicas confirmed it (see `_confirmed`)."""
+        for _ in range(2):
+            reply, acked = await self._confirmed(
+                lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args), outcome
+            )
+            if isinstance(reply, NoScriptError):  # a new master, or SCRIPT FLUSH
+                await call(self.client.script_load(script.script), outcome)
+                continue
+            if isinstance(reply, ReadOnlyError):  # a URL naming a replica
+                raise unavailable(reply, outcome) from reply
+            if isinstance(reply, Exception):
+                raise reply
+            return reply, acked
+        raise EngineUnavailable(f"Redis lost the script twice; {outcome}")
+
+    def _require(self, acked: bool) -> None:
+        if not acked:
+            raise EngineUnavailable(
+                f"fewer than {self.min_replicas} Redis replica(s) confirmed the write in "
+                f"{self.wait_ms} ms; it is stored but could be lost in a failover: retry "
+                "with the same Idempotency-Key"
+            )
+
     async def _run_append(
-        self, stream: _Stream, op: Op, idem: Idempotency, own: bool
-    ) -> tuple[str, str]:
+        self, stream: Stream, op: Op, idem: Idempotency, own: bool
+    ) -> tuple[str, str, bool]:
+        """(status, value, whether replicas confirmed it) of the append script."""
         match_id = stream.log.id
         keys = [
             self._key(match_id, "log"),
@@ -376,15 +187,17 @@ class RedisEngine:
             op.seq, op.json, idem.digest, IDEM_TTL,
         ]  # fmt: skip
         try:
-            status, value = await self._call(
-                self._append(keys=keys, args=args), "the event was not stored"
+            # Both "ok" and "dup" write (a dup rewrites its record as it is), so the WAIT
+            # after them covers the op.
+            (status, value), acked = await self._script(
+                self._append, keys, args, "the event was not stored"
             )
         except ResponseError as exc:
             # XADD refuses an id at or below the stream's top: our view was behind.
             if "equal or smaller" in str(exc):
-                return "stale", ""
+                return "stale", "", True
             raise
-        return status.decode(), value.decode()
+        return status.decode(), value.decode(), acked
 
     async def create_match(self, op: Op) -> Op:
         match_id = op.data["match"]["id"]
@@ -396,25 +209,38 @@ class RedisEngine:
             f"{self.prefix}:matches",
         ]
         args = [op.seq, op.json, token, IDEM_TTL, epoch, match_id]
-        status, value = await self._call(self._create(keys=keys, args=args))
+        (status, value), acked = await self._script(self._create, keys, args, "nothing was written")
         # A lost reply that redis-py retried finds its own record: created all the same.
         if status != b"ok" and value.decode() != f"{op.seq} {token}":
             raise Conflict(f"match {match_id} exists", "id")
-        new = self._new(match_id, epoch, [(op.seq.encode(), {b"o": op.json})])
-        self._replace(match_id, self._streams.get(match_id), new)
+        new = self.copies.new(match_id, epoch, [(op.seq.encode(), {b"o": op.json})])
+        self.copies.replace(match_id, self.copies.streams.get(match_id), new)
+        self._require(acked)
         return op
 
     async def _replay(self, match_id: str, idem: Idempotency) -> Op | None:
-        """The op an earlier request with this key made, or None if the key is new."""
+        """The op an earlier request with this key made, or None if the key is new.
+
+        The earlier request may have been answered 503 because replicas did not confirm
+        it: this one too is answered only once they have it.
+        """
         key = self._idem_key(match_id, idem.key)
-        seen = await self._call(self.client.get(key), "nothing was written")
+        seen = await call(self.client.get(key), "nothing was written")
         if seen is None:
             return None
+        acked = True
+        if self.min_replicas:
+            # Rewritten as it is: a write, so the WAIT after it covers the op.
+            _, acked = await self._confirmed(
+                lambda pipe: pipe.set(key, seen, xx=True, keepttl=True), "nothing was written"
+            )
         seq, _, digest = seen.decode().partition(" ")
-        return await self._replayed(match_id, idem, seq, digest)
+        earlier = await self._replayed(match_id, idem, seq, digest)
+        self._require(acked)
+        return earlier
 
     async def _replayed(self, match_id: str, idem: Idempotency, seq: str, digest: str) -> Op:
-        mlog = self._current(match_id).log
+        mlog = self.copies.current(match_id).log
         if seq not in mlog.index:  # appended by another process a moment ago
             mlog = await self.log(match_id)
         if seq not in mlog.index and digest == idem.digest:
@@ -426,7 +252,7 @@ class RedisEngine:
     async def append(
         self, match_id: str, build: Builder, idempotency: Idempotency | None = None
     ) -> tuple[Op, bool]:
-        await self._stream(match_id)
+        await self.copies.stream(match_id)
         # A repeat must get the original op even when building again would fail (the event
         # it removed is gone): the key is looked up first. The script checks it again, for
         # repeats that race.
@@ -436,7 +262,7 @@ class RedisEngine:
         # lost reply safe: the retry finds the record instead of appending twice.
         idem = idempotency or Idempotency(uuid.uuid4().hex, "")
         for _ in range(50):
-            stream = self._current(match_id)
+            stream = self.copies.current(match_id)
             try:
                 op = build(stream.log)
             except (NotFound, Invalid, Conflict):  # Conflict: a stale If-Match
@@ -447,123 +273,58 @@ class RedisEngine:
                 # A bad entry stamped by a clock ahead of ours tops the stream: let ours pass it.
                 await asyncio.sleep(0.002)
                 continue
-            status, value = await self._run_append(stream, op, idem, own=idempotency is None)
+            status, value, acked = await self._run_append(stream, op, idem, own=idempotency is None)
             if status == "ok":
-                if self._advance(stream, op.seq) and stream.log.apply(op):
-                    self._deliver(stream, [op])
+                if self.copies.advance(stream, op.seq) and stream.log.apply(op):
+                    self.copies.deliver(stream, [op])
+                self._require(acked)
                 return op, True
             if status == "dup":
                 seq, _, digest = value.partition(" ")
-                return await self._replayed(match_id, idem, seq, digest), False
+                earlier = await self._replayed(match_id, idem, seq, digest)
+                self._require(acked)
+                return earlier, False
             # Stale or gone: bring the copy up to Redis (reloading it if Redis lost entries),
             # then build again on what Redis really has.
-            await self._stream(match_id)
+            await self.copies.stream(match_id)
         raise EngineUnavailable("too many concurrent writes to this match; try again")
 
     async def watch(self, match_id: str) -> MatchLog:
-        await self._stream(match_id)
-        if match_id not in self._watched:
-            self._watched.add(match_id)
-            await self._wake()
+        await self.copies.stream(match_id)
+        if match_id not in self.copies.watched:
+            self.copies.watched.add(match_id)
+            await self.reader.wake()
         # The copy may have been reloaded while waking the reader: hand out the current one.
-        return self._current(match_id).log
+        return self.copies.current(match_id).log
 
     def unwatch(self, match_id: str) -> None:
-        self._watched.discard(match_id)
-
-    async def _wake(self) -> None:
-        try:
-            await self.client.xadd(self._wake_key, {"w": "1"}, maxlen=1)
-            await self.client.expire(self._wake_key, 86400)
-        except (*_UNREACHABLE, RedisError):
-            pass  # the reader is reconnecting (or Redis refuses writes) and will catch up
-
-    # The reader
-
-    async def _read_forever(self) -> None:
-        """Supervise the reader: an unexpected error is logged with its traceback, and the
-        reader starts again after a backoff, resuming from each copy's cursor."""
-        backoff = 0.05
-        while not self.closed:
-            started = time.monotonic()
-            try:
-                await self._read_loop()
-            except Exception:
-                if self.closed:
-                    return
-                log.exception("redis reader failed; restarting it")
-                if self._reader_down_since is None:
-                    self._reader_down_since = time.monotonic()
-                if time.monotonic() - started > 60:
-                    backoff = 0.05
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(backoff * 2, 5.0)
-
-    async def _read_loop(self) -> None:
-        backoff = 0.05
-        next_check = 0.0  # check the copies at once: this may follow an outage or a crash
-        # redis-py can turn the cancellation of a blocked read into a connection error,
-        # which the retry below would swallow: `closed` is what ends the loop.
-        while not self.closed:
-            streams: dict[Any, Any] = {self._wake_key: self._wake_seen}
-            for match_id in self._watched:
-                stream = self._streams.get(match_id)
-                if stream is not None:
-                    streams[self._key(match_id, "log")] = stream.cursor or "0-0"
-            try:
-                if time.monotonic() >= next_check:
-                    # Redis may have lost entries (a failover, a restore) with nothing to
-                    # read: XREAD would wait quietly on a head Redis no longer has.
-                    await self._sync(sorted(self._watched))
-                    next_check = time.monotonic() + CHECK_S
-                    self._reader_down_since = None
-                    continue  # the copies may have moved: XREAD from their new cursors
-                reply: Any = await self.reader_client.xread(streams, block=BLOCK_MS, count=1000)
-            except (*_UNREACHABLE, RedisError, EngineUnavailable) as exc:
-                # Full-jitter backoff; then the copies are checked and XREAD resumes.
-                if self._reader_down_since is None:
-                    self._reader_down_since = time.monotonic()
-                log.warning("redis reader: %s; retrying", exc)
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(backoff * 2, 5.0)
-                next_check = 0.0
-                continue
-            backoff = 0.05
-            self._reader_down_since = None
-            for key, entries in reply or []:
-                key = key.decode()
-                if key == self._wake_key:
-                    self._wake_seen = entries[-1][0].decode()
-                    continue
-                stream = self._streams.get(key[len(self.prefix) + 2 : -len("}:log")])
-                if stream is not None:
-                    self._ingest(stream, entries)
+        self.copies.watched.discard(match_id)
 
     # Reporters: name -> token hash, and the reverse index for sign-in.
 
     async def add_reporter(self, name: str, token_hash: str) -> None:
         key = f"{self.prefix}:reporters"
-        added = await self._call(self.client.hsetnx(key, name, token_hash))
+        added = await call(self.client.hsetnx(key, name, token_hash))
         if not added:
             raise Conflict(f"reporter {name} exists", "name")
-        await self._call(self.client.hset(f"{self.prefix}:reporter-tokens", token_hash, name))
+        await call(self.client.hset(f"{self.prefix}:reporter-tokens", token_hash, name))
 
     async def reporters(self) -> list[str]:
-        names = await self._call(self.client.hkeys(f"{self.prefix}:reporters"), "nothing was read")
+        names = await call(self.client.hkeys(f"{self.prefix}:reporters"), "nothing was read")
         return sorted(n.decode() for n in names)
 
     async def revoke_reporter(self, name: str) -> bool:
-        token_hash = await self._call(self.client.hget(f"{self.prefix}:reporters", name))
+        token_hash = await call(self.client.hget(f"{self.prefix}:reporters", name))
         if token_hash is None:
             return False
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hdel(f"{self.prefix}:reporters", name)
             pipe.hdel(f"{self.prefix}:reporter-tokens", token_hash)
-            await self._call(pipe.execute())
+            await call(pipe.execute())
         return True
 
     async def reporter_for(self, token_hash: str) -> str | None:
-        name = await self._call(
+        name = await call(
             self.client.hget(f"{self.prefix}:reporter-tokens", token_hash), "nothing was read"
         )
         return None if name is None else str(name.decode())

@@ -9,6 +9,8 @@
 --         stream: someone appended first, or the stream lost entries or was made again).
 local seen = redis.call('GET', KEYS[2])
 if seen then
+  -- Rewritten as it is: a write, so a WAIT after this call covers the op (see redis.py).
+  redis.call('SET', KEYS[2], seen, 'KEEPTTL')
   return {'dup', seen}
 end
 local n = redis.call('XLEN', KEYS[1])

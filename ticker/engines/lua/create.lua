@@ -8,6 +8,8 @@
 -- is ours) | {'exists', ''}.
 local seen = redis.call('GET', KEYS[2])
 if seen then
+  -- Rewritten as it is: a write, so a WAIT after this call covers the match (see redis.py).
+  redis.call('SET', KEYS[2], seen, 'KEEPTTL')
   return {'dup', seen}
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
