@@ -31,7 +31,6 @@ EMBED_WIDTH, EMBED_HEIGHT = 600, 640
 OEMBED_CACHE_AGE = 300
 _MATCH_PATH = re.compile(r"/matches/([^/]+)\Z")
 _FRAME_TITLE = {"da": "Liveticker: {}", "en": "Live ticker: {}"}
-_WHO = {"da": ("Ind", "Ud"), "en": ("On", "Off")}
 
 
 class NotImplementedFormat(TickerError):
@@ -64,10 +63,9 @@ def event_headline(lang: str, event: dict[str, Any], match: dict[str, Any], kick
     """The event in one line, in the page's language: "13' Mål: A. Scholz (FC Midtjylland)"."""
     line = f"{feedpaint.minute_text(event)} {feedpaint.event_label(lang, event, kick)}"
     if event["type"] == "substitution" and (event.get("player_in") or event.get("player_out")):
-        words = _WHO[lang]
-        parts = [f"{w}: {event[k]}" for w, k in zip(words, ("player_in", "player_out"), strict=True)
-                 if event.get(k)]  # fmt: skip
-        line += ": " + ", ".join(parts)
+        ui = feedpaint.UI[lang]
+        pairs = (("player_in", ui["in"]), ("player_out", ui["out"]))
+        line += ": " + ", ".join(f"{word}: {event[key]}" for key, word in pairs if event.get(key))
     elif event.get("player"):
         line += f": {event['player']}"
     team = _team_name(match, event.get("team"))
