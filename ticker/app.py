@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker import api, logs, metrics, pages, presence
+from ticker import api, discovery, logs, metrics, pages, presence
 from ticker import settings as settings_mod
 from ticker.api import JSONResponse
 from ticker.auth import Auth
@@ -40,8 +40,8 @@ from ticker.streams import sse_endpoint, websocket_endpoint
 log = logging.getLogger("ticker")
 
 _READ_METHODS = {"GET", "HEAD"}
-# Reads partner pages make: the API, streams, and the embed with the modules it imports.
-_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js", "/static/")
+# Reads partner pages make: the API, streams, the embed with the modules it imports, oEmbed.
+_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js", "/static/", "/oembed")
 
 
 class ReadOnlyCORS:
@@ -284,6 +284,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
         Route("/sse/matches/{match_id}", sse_endpoint),
+        *discovery.routes,
         *pages.routes,
     ]
     app = TickerApp(

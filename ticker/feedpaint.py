@@ -127,18 +127,35 @@ _ICON_OF = {
 }
 
 
-def _minute(event: dict[str, Any]) -> str:
+def minute_text(event: dict[str, Any]) -> str:
     minute, added = event.get("minute") or 0, event.get("added") or 0
     return f"{minute}+{added}'" if added > 0 else f"{minute}'"
 
 
-def _label(lang: str, event: dict[str, Any], kick: bool) -> str:
+def event_label(lang: str, event: dict[str, Any], kick: bool) -> str:
     kind = event["type"]
     if kick and kind in ("goal", "miss", "save"):
         return TYPES[lang][f"kick.{kind}"]
     if kind == "goal" and event.get("detail") == "own_goal":
         return TYPES[lang]["own_goal"]
     return TYPES[lang].get(kind, kind)
+
+
+def element_id(event: dict[str, Any]) -> str:
+    """The feed item's element id, the fragment that links to the event (render.js sets
+    the same: `li.id = "e-" + event.id`)."""
+    return f"e-{event['id']}"
+
+
+def kick_ids(events: list[dict[str, Any]]) -> set[str]:
+    """The ids of the events logged after the shoot-out began: its kicks."""
+    kicks: set[str] = set()
+    started = False
+    for event in events:
+        if started:
+            kicks.add(event["id"])
+        started = started or event["type"] == "penalty_shootout"
+    return kicks
 
 
 def event_html(
@@ -155,7 +172,7 @@ def event_html(
         classes.append(f"ev--{team}")
     ui = UI[lang]
     icon = _ICONS[_ICON_OF.get(kind, "bubble")]
-    head = f'<strong class="ev-label">{escape(_label(lang, event, kick))}</strong>'
+    head = f'<strong class="ev-label">{escape(event_label(lang, event, kick))}</strong>'
     team_name = (match.get(team) or {}).get("name") if team in ("home", "away") else ""
     if team_name:
         head += f'<span class="ev-team">{escape(team_name)}</span>'
@@ -184,10 +201,11 @@ def event_html(
     if (event.get("rev") or 1) > 1:
         body += f'<span class="ev-rev">{ui["corrected"]}</span>'
     return (
-        f'<li class="{" ".join(classes)}" data-id="{escape(event["id"])}" '
-        f'data-type="{escape(kind)}" data-rev="{int(event.get("rev") or 1)}">'
-        f'<span class="ev-min">{_minute(event)}</span><span class="ev-icon"><svg viewBox="0 0 24 '
-        f'24" aria-hidden="true" focusable="false" class="tk-icon">{icon}</svg></span>'
+        f'<li class="{" ".join(classes)}" id="{escape(element_id(event))}" '
+        f'data-id="{escape(event["id"])}" data-type="{escape(kind)}" '
+        f'data-rev="{int(event.get("rev") or 1)}"><span class="ev-min">{minute_text(event)}</span>'
+        f'<span class="ev-icon"><svg viewBox="0 0 24 24" aria-hidden="true" focusable="false" '
+        f'class="tk-icon">{icon}</svg></span>'
         f'<div class="ev-body">{body}</div></li>'
     )
 
@@ -201,12 +219,7 @@ def feed_html(
     limit: int = 0,
 ) -> str:
     """The live events newest first; past `limit` (when set) hidden, as the script does."""
-    kicks: set[str] = set()
-    started = False
-    for event in events:
-        if started:
-            kicks.add(event["id"])
-        started = started or event["type"] == "penalty_shootout"
+    kicks = kick_ids(events)
     items = []
     for n, event in enumerate(reversed(events), 1):
         item = event_html(lang, event, match, compact=compact, kick=event["id"] in kicks)

@@ -9,6 +9,7 @@ is escaped; the snapshot JSON goes into a JSON script block with `<` escaped.
 from __future__ import annotations
 
 import html
+import importlib.metadata
 import re
 import time
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from ticker import facts, feedpaint
+from ticker import discovery, facts, feedpaint
 from ticker.errors import EngineUnavailable, MatchNotFound
 from ticker.model import MATCH_ID_RE
 
@@ -104,6 +105,15 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
 }
+# A finished match's page changes only with a correction: shared caches may keep it a
+# minute and serve it stale for ten more while they revalidate (ETag: head seq). A live page
+# is revalidated every time and has no ETag: a 304 would keep an old data-server-time,
+# which the match clock is set by.
+FINISHED_CACHE = "public, max-age=60, stale-while-revalidate=600"
+try:  # in the ETag, so a new release's markup is not answered with 304
+    _RELEASE = importlib.metadata.version("ticker")
+except importlib.metadata.PackageNotFoundError:
+    _RELEASE = "dev"
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 _templates: dict[str, tuple[float, str]] = {}
 
@@ -215,6 +225,14 @@ def _problem(request: Request, status: int, title_key: str, text_key: str) -> HT
     return _page(page, status)
 
 
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison: `*`, or any listed tag equal but for `W/`."""
+    if not header:
+        return False
+    ours = etag.removeprefix("W/")
+    return any(t.strip() == "*" or t.strip().removeprefix("W/") == ours for t in header.split(","))
+
+
 async def _match_page(
     request: Request,
     template: str,
@@ -222,6 +240,7 @@ async def _match_page(
     *,
     compact: bool = False,
     limit: int = 0,
+    discover: bool = False,
     **extra: str,
 ) -> Response:
     """A page of the match in the path, first painted from its snapshot; else a status page."""
@@ -237,6 +256,14 @@ async def _match_page(
         return _problem(request, 503, "unavailable", "unavailable_text")
     match = log.match or {}
     state = log.state
+    etag = ""
+    if discover and state["phase"] == "full_time":
+        # Weak: the page also carries the time it was made (data-server-time).
+        etag = f'W/"{log.head}.{lang}.{_theme(request)}.{_RELEASE}"'
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(
+                status_code=304, headers={"ETag": etag, "Cache-Control": FINISHED_CACHE}
+            )
     home = match.get("home", {}).get("name", "")
     away = match.get("away", {}).get("name", "")
     score = state["score"]
@@ -273,11 +300,24 @@ async def _match_page(
         "feed": feedpaint.feed_html(lang, match, events, compact=compact, limit=limit),
         "empty_hidden": " hidden" if events else "",
     }
-    return _page(render(template, raw, **values), frame_ancestors=frame_ancestors)
+    if discover:
+        # Absolute URLs on the public origin; the JSON-LD before any script, in the head.
+        origin = public_origin(request)
+        page_url = discovery.match_url(origin, match_id, lang)
+        org = discovery.publisher(request.app.state.settings)
+        blog = discovery.live_blog(log, lang, page_url, heading, org)
+        raw["jsonld"] = discovery.ld_json(blog)
+        values["canonical_url"] = page_url
+        values["oembed_url"] = discovery.oembed_href(origin, page_url)
+    response = _page(render(template, raw, **values), frame_ancestors=frame_ancestors)
+    if etag:
+        response.headers["Cache-Control"] = FINISHED_CACHE
+        response.headers["ETag"] = etag
+    return response
 
 
 async def match_page(request: Request) -> Response:
-    return await _match_page(request, "match.html")
+    return await _match_page(request, "match.html", discover=True)
 
 
 async def embed_page(request: Request) -> Response:

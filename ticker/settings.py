@@ -87,6 +87,20 @@ def _public_url(raw: str) -> str:
     return value
 
 
+def _logo_url(raw: str) -> str:
+    value = raw.strip()
+    scheme, _, rest = value.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    if value and (
+        scheme not in ("http", "https")
+        or not host
+        or len(value) > 2048
+        or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise ValueError("expected an absolute http(s) URL like https://cdn.example.com/logo.png")
+    return value
+
+
 def _redis_url(raw: str) -> str:
     if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
@@ -201,6 +215,10 @@ class Settings:
     metrics_token: str = ""
     # "text": human lines; "json": one JSON object per line (access logs included).
     log_format: str = "text"
+    # The fan page's JSON-LD `publisher` (an Organization): none unless a name is set.
+    publisher_name: str = ""
+    # Its logo, an absolute http(s) URL; needs publisher_name.
+    publisher_logo: str = ""
 
     def __post_init__(self) -> None:
         if self.redis_url and self.redis_sentinels:
@@ -258,6 +276,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "viewers_interval": _viewers_interval,
     "drain_seconds": _seconds,
     "log_format": _log_format,
+    "publisher_name": str.strip,
+    "publisher_logo": _logo_url,
 }
 # Never echoed in an error message.
 _SECRETS = frozenset({"admin_token", "session_secret", "metrics_token"})
@@ -298,7 +318,10 @@ def load(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     for name, value in given.items():
         if isinstance(value, str) and name in _PARSERS:
             given[name] = _parse(f"--{name.replace('_', '-')}", name, value)
-    return replace(settings, **given)
+    settings = replace(settings, **given)
+    if settings.publisher_logo and not settings.publisher_name:
+        raise SettingsError("TICKER_PUBLISHER_LOGO needs TICKER_PUBLISHER_NAME: whose logo is it?")
+    return settings
 
 
 def _parse(where: str, name: str, raw: str) -> Any:
