@@ -58,6 +58,7 @@ export function renderEvent(doc, event, { lang, match, compact = false, kick = f
   if (kick) li.classList.add("ev--kick");
   if (event.type === "goal" && event.detail === "own_goal") li.classList.add("ev--own-goal");
   if (event.team === "home" || event.team === "away") li.classList.add(`ev--${event.team}`);
+  li.id = `e-${event.id}`; // the fragment JSON-LD and shared links lead to
   li.dataset.id = event.id;
   li.dataset.type = event.type;
   li.dataset.rev = String(event.rev ?? 1);
