@@ -176,3 +176,23 @@ def test_pinned_events(server: TickerServer, match_id: str) -> None:
                 True,
                 False,
             ]
+
+
+def test_lineups_and_pinned_survive_a_restart_and_reach_other_processes(
+    make_server: Any, redis_url: str, match_id: str
+) -> None:
+    """The embedded loader and the Redis reader both take a `lineups` op through the log."""
+    embedded = make_server()
+    first, second = make_server(redis_url=redis_url), make_server(redis_url=redis_url)
+    for writer, reader in ((embedded, embedded), (first, second)):
+        with writer.admin() as admin:
+            new_match(admin, match_id)
+            assert admin.put(f"/api/matches/{match_id}/lineups", json={"home": HOME}).is_success
+            r = admin.post(f"/api/matches/{match_id}/events", json={"type": "var", "pinned": True})
+            assert r.status_code == 201, r.text
+        if reader is writer:
+            reader.restart()
+        with reader.admin() as admin:
+            snap = snapshot(admin, match_id)
+            assert snap["lineups"] == {"home": as_stored(HOME), "away": None}
+            assert [e["pinned"] for e in snap["events"]] == [True]
