@@ -40,8 +40,17 @@ from ticker.streams import sse_endpoint, websocket_endpoint
 log = logging.getLogger("ticker")
 
 _READ_METHODS = {"GET", "HEAD"}
-# Reads partner pages make: the API, streams, the embed with the modules it imports, oEmbed.
-_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js", "/static/", "/oembed")
+# Reads partner pages make: the API and its document, streams, the embed with the modules it
+# imports, oEmbed.
+_PUBLIC_PREFIXES = (
+    "/api/matches",
+    "/api/openapi.json",
+    "/sse/",
+    "/healthz",
+    "/embed.js",
+    "/static/",
+    "/oembed",
+)
 
 
 class ReadOnlyCORS:
