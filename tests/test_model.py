@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ticker import errors
 from ticker.errors import BadRequest, Invalid, TickerError
+from ticker.log import MatchLog
 from ticker.model import (
     EVENT_TYPES,
     TEAM_REQUIRED,
@@ -19,6 +20,7 @@ from ticker.model import (
     seq_key,
     validate_event_id,
     validate_event_input,
+    validate_lineups,
     validate_match,
     validate_match_id,
 )
@@ -163,10 +165,11 @@ def test_substitution_fields() -> None:
 # Event: fields the client may not send
 
 
-@pytest.mark.parametrize("name", ["id", "rev", "at", "author"])
+@pytest.mark.parametrize("name", ["id", "rev", "at", "author", "edited_by", "edited_at"])
 @pytest.mark.parametrize("partial", [False, True])
 def test_server_fields_are_refused(name: str, partial: bool) -> None:
-    value = {"id": "1-0", "rev": 7, "at": "2026-01-01T00:00:00Z", "author": "admin"}[name]
+    value = {"id": "1-0", "rev": 7, "at": "2026-01-01T00:00:00Z", "author": "admin",
+             "edited_by": "admin", "edited_at": "2026-01-01T00:00:00Z"}[name]  # fmt: skip
     error = invalid({"type": "comment", name: value}, name, partial=partial)
     assert "server" in error.message
     assert error.body() == {"error": {"code": "invalid", "message": error.message, "field": name}}
@@ -431,3 +434,107 @@ def test_error_codes_are_distinct_per_status() -> None:
     ]
     codes = {c.code for c in classes if c is not TickerError}
     assert len(codes) == len(classes) - 1
+
+
+# Pinned events
+
+
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("value", [1, 0, "true", None, []])
+def test_pinned_is_a_boolean(partial: bool, value: Any) -> None:
+    invalid({"type": "comment", "pinned": value}, "pinned", partial=partial)
+
+
+def test_pinned_is_stored_false_by_default_and_kept_by_corrections() -> None:
+    mlog = MatchLog("m")
+    mlog.apply(mlog.build_match({"id": "m"}, now=1.0))
+    add = mlog.build_add({"type": "comment", "text": "x"}, "ann", now=2.0)
+    assert add.data["event"]["pinned"] is False
+    mlog.apply(add)
+    pin = mlog.build_update(add.seq, {"pinned": True}, by="bo", now=3.0)
+    assert pin.data["event"]["pinned"] is True
+    mlog.apply(pin)
+    text = mlog.build_update(add.seq, {"text": "y"}, by="bo", now=4.0)
+    assert text.data["event"]["pinned"] is True
+
+
+def test_events_of_v1_logs_read_as_not_pinned() -> None:
+    mlog = MatchLog("m")
+    mlog.apply(Op("1-0", {"op": "match", "seq": "1-0", "match": {"id": "m"}}))
+    old = {"id": "2-0", "rev": 1, "type": "comment", "minute": 0, "added": 0,
+           "at": "2026-01-01T00:00:00.000Z", "author": "ann"}  # fmt: skip
+    state = {"score": {"home": 0, "away": 0}, "phase": "pre_match", "minute": 0, "added": 0}
+    mlog.apply(Op("2-0", {"op": "add", "seq": "2-0", "event": old, "state": state}))
+    assert loads(mlog.ops[-1].json)["event"]["pinned"] is False
+    assert loads(mlog.snapshot().json)["events"][0]["pinned"] is False
+
+
+# Lineups
+
+
+def lineup_invalid(body: Any, field: str | None) -> Invalid:
+    with pytest.raises(Invalid) as info:
+        validate_lineups(body)
+    assert info.value.field == field, info.value.message
+    return info.value
+
+
+def players(n: int, starters: int = 0) -> list[dict[str, Any]]:
+    return [{"number": i + 1, "name": f"P{i}", "starter": i < starters} for i in range(n)]
+
+
+def test_lineups_are_stored_whole() -> None:
+    given = {"away": {"players": [{"number": 9, "name": "Kaba"}]}}
+    assert validate_lineups(given) == {
+        "away": {
+            "formation": None,
+            "coach": None,
+            "players": [
+                {"number": 9, "name": "Kaba", "position": None, "starter": False, "captain": False}
+            ],
+        }
+    }
+    assert validate_lineups({"home": None}) == {"home": None}
+    full = {"formation": "4-2-3-1", "coach": "C", "players": players(30, 11)}
+    assert validate_lineups({"home": full})["home"]["players"][10]["starter"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, None),
+        ({"home": {"players": players(12, 12)}}, "home.players[11].starter"),
+        ({"away": {"players": players(31)}}, "away.players"),
+        ({"home": {"players": [*players(3), {"number": 2, "name": "X"}]}},
+         "home.players[3].number"),
+        ({"home": {"players": [{"number": 1, "name": " "}]}}, "home.players[0].name"),
+        ({"home": {"players": [{"number": 1, "name": "A", "captain": "y"}]}},
+         "home.players[0].captain"),
+        ({"home": {"players": [{"number": 1, "name": "A", "age": 3}]}}, "home.players[0]"),
+        ({"home": {"players": {}}}, "home.players"),
+        ({"home": {"formation": "5-5-1", "players": []}}, "home.formation"),
+        ({"home": {"formation": "4-4-2\n", "players": []}}, "home.formation"),
+        ({"home": {"formation": "4-0-6", "players": []}}, "home.formation"),
+        ({"home": {"coach": "x" * 81, "players": []}}, "home.coach"),
+        ({"home": {}}, "home.players"),
+        ({"home": []}, "home"),
+        ({"both": None}, "both"),
+    ],
+)  # fmt: skip
+def test_lineup_faults_name_the_field(body: Any, field: str | None) -> None:
+    lineup_invalid(body, field)
+
+
+def test_a_side_left_out_stays_and_the_op_says_who() -> None:
+    mlog = MatchLog("m")
+    mlog.apply(mlog.build_match({"id": "m"}, now=1.0))
+    home = validate_lineups({"home": {"players": players(2)}})
+    op = mlog.build_lineups(home, by="ann", now=2.0)
+    assert op.data == {"op": "lineups", "seq": op.seq, "by": "ann",
+                       "lineups": {"home": home["home"], "away": None}}  # fmt: skip
+    mlog.apply(op)
+    away = validate_lineups({"away": {"players": players(1)}})
+    mlog.apply(mlog.build_lineups(away, now=3.0))
+    snap = loads(mlog.snapshot().json)
+    assert snap["lineups"] == {"home": home["home"], "away": away["away"]}
+    assert mlog.state == MatchLog("x").state  # lineups leave the state alone

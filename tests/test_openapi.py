@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,10 +23,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Route
 
-from ticker import api, schema
+from ticker import schema
+from ticker.app import create_app
 from ticker.errors import Invalid
 from ticker.model import validate_event_input, validate_match
 from ticker.openapi import build_document
+from ticker.settings import load
 
 from .conftest import ADMIN_TOKEN, TickerServer, new_match
 
@@ -50,14 +53,18 @@ def test_the_served_document_is_valid_openapi_3_1(make_server: Any) -> None:
     assert document == build_document()
 
 
-def test_every_api_route_is_in_the_document() -> None:
+def test_every_api_route_is_in_the_document(tmp_path: Path) -> None:
+    """Every /api route of the whole app (api.py, presence.py, ...), and /healthz."""
+    app = create_app(load({"TICKER_DATA_DIR": str(tmp_path), "TICKER_ADMIN_TOKEN": ADMIN_TOKEN}))
     routes = {
         (route.path, method.lower())
-        for route in api.routes
-        if isinstance(route, Route)
+        for route in app.routes
+        if isinstance(route, Route) and (route.path.startswith("/api/") or route.path == "/healthz")
         for method in route.methods or ()
         if method != "HEAD"
     }
+    assert ("/api/matches/{match_id}/presence", "put") in routes
+    assert ("/api/matches/{match_id}/lineups", "put") in routes
     documented = {
         (path, method) for path, item in build_document()["paths"].items() for method in item
     }
@@ -90,14 +97,16 @@ def test_a_limit_changed_in_the_schema_changes_validation_and_document(
 
 # What ticker.schema.check() understands; a schema it checks must use nothing else, or the
 # document would promise a rule the server does not keep.
-CHECKED_KEYWORDS = {"type", "enum", "minimum", "maximum", "maxLength", "pattern", "properties",
-                    "required", "additionalProperties", "anyOf", "not", "description"}  # fmt: skip
+CHECKED_KEYWORDS = {"type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
+                    "properties", "required", "additionalProperties", "anyOf", "not",
+                    "description", "items", "maxItems"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "checked",
     [schema.EVENT_INPUT, schema.EVENT_PATCH, schema.MATCH_INPUT, schema.MATCH_PATCH,
-     schema.MATCH_ID_SCHEMA, schema.SEQ_SCHEMA],
+     schema.MATCH_ID_SCHEMA, schema.SEQ_SCHEMA, schema.LINEUPS_INPUT, schema.SESSION_INPUT,
+     schema.REPORTER_INPUT, schema.PRESENCE_INPUT],
 )  # fmt: skip
 def test_the_checker_knows_every_keyword_of_the_schemas_it_checks(checked: Any) -> None:
     def walk(node: Any) -> None:
@@ -106,6 +115,8 @@ def test_the_checker_knows_every_keyword_of_the_schemas_it_checks(checked: Any) 
             walk(sub)
         for sub in node.get("anyOf", []):
             walk(sub)
+        if "items" in node:
+            walk(node["items"])
 
     walk(checked)
 
@@ -118,8 +129,20 @@ def test_the_fast_text_tests_mean_what_the_patterns_say(value: str) -> None:
         assert bool(schema.pattern_test(pattern)(value)) == bool(regex.search(value)), pattern
 
 
+def test_presence_typing_of_any_json_type_is_a_422(make_server: Any, match_id: str) -> None:
+    """A list or object as `typing` is no event type: 422, not a 500 (unhashable)."""
+    server: TickerServer = make_server()
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        url = f"/api/matches/{match_id}/presence"
+        for typing in ([], {}, ["goal"], 5, True, "Goal"):
+            r = admin.put(url, json={"typing": typing})
+            assert r.status_code == 422 and r.json()["error"]["field"] == "typing", r.text
+        assert admin.put(url, json={"typing": "goal"}).status_code == 200
+
+
 def test_reporter_names_follow_the_document(make_server: Any) -> None:
-    """ticker/api.py checks reporter names itself: its verdicts must be the document's."""
+    """Reporter names are checked by the schema of the document: the verdicts agree."""
     server: TickerServer = make_server()
     pattern = re.compile(schema.REPORTER_NAME.replace("$", r"\Z"))
     names = ["a", "x" * 40, "jens.k_1-x", "", "x" * 41, "Jens", "jens k", "jæns", "j\n", "a/b"]

@@ -662,6 +662,7 @@ def test_snapshot_is_encoded_once_per_head() -> None:
         "match": MATCH,
         "state": mlog.state,
         "events": list(mlog.events.values()),
+        "lineups": {"home": None, "away": None},  # v1.1: each side null until set
     }
     assert loads(mlog.snapshot(reset=True).json)["reset"] is True
     post(mlog, T0 + 60, type="comment")
@@ -987,3 +988,21 @@ def test_an_event_op_stored_without_state_gets_the_folded_one() -> None:
     bare.apply(mlog.ops[0])
     assert bare.apply(Op(goal.seq, {k: v for k, v in goal.data.items() if k != "state"}))
     assert bare.ops[-1].data == goal.data and bare.state == mlog.state
+
+
+# Pinned events (v1.1): a flag for pages; the state does not see it.
+
+
+def test_pinning_leaves_the_state_alone() -> None:
+    plain, pinned = new_log(), new_log()
+    for mlog, pin in ((plain, False), (pinned, True)):
+        post(mlog, T0, type="kickoff")
+        goal = post(mlog, T0 + 60, type="goal", team="home", player="Kaba", pinned=pin)
+        post(mlog, T0 + 90, type="yellow_card", team="away", player="Lobotka", pinned=pin)
+        assert goal.data["event"]["pinned"] is pin
+    assert pinned.state == plain.state
+    event_id = next(iter(pinned.events))
+    op = pinned.build_update(event_id, {"pinned": True}, by="ann", now=T0 + 120)
+    assert op.data["state"] == pinned.state
+    pinned.apply(op)
+    assert pinned.state == plain.state

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ticker import schema
 from ticker.auth import SESSION_COOKIE, Auth, new_token, token_hash
 from ticker.engines.base import Engine, Idempotency
 from ticker.errors import (
@@ -28,6 +29,7 @@ from ticker.model import (
     is_seq,
     validate_event_id,
     validate_event_input,
+    validate_lineups,
     validate_match,
     validate_match_id,
 )
@@ -35,7 +37,6 @@ from ticker.openapi import openapi_json
 from ticker.state import IN_PLAY
 
 MAX_OPS_PAGE = 1000
-_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class JSONResponse(Response):
@@ -255,17 +256,32 @@ async def delete_event(request: Request) -> Response:
     return _op_response(op)
 
 
+async def put_lineups(request: Request) -> Response:
+    who = await _auth(request).writer(request)
+    match_id = _match_id(request)
+    body = await read_json(request)
+    sides = validate_lineups(body)
+    op, _ = await _engine(request).append(
+        match_id, lambda mlog: mlog.build_lineups(sides, by=who.name), _idempotency(request, body)
+    )
+    return _op_response(op)
+
+
 # Reporter sessions (the console) and reporters (admin)
+
+
+def _fields(body: Any, checked: schema.Schema) -> dict[str, Any]:
+    """A small body checked against its schema (a 422 names the field, as for events)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object, got {schema.type_name(body)}")
+    return schema.check(checked, body, "")  # type: ignore[no-any-return]
 
 
 async def create_session(request: Request) -> Response:
     limits, auth = _limits(request), _auth(request)
     address = limits.address(request.scope)
     await limits.check_failures(address)
-    body = await read_json(request)
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise Invalid("token is required", "token")
+    token = _fields(await read_json(request), schema.SESSION_INPUT)["token"]
     who = await auth.check_token(token.strip())
     if who is None:
         await limits.failed(address)
@@ -310,10 +326,7 @@ async def delete_session(request: Request) -> Response:
 
 async def create_reporter(request: Request) -> Response:
     await _auth(request).writer(request, admin=True)
-    body = await read_json(request)
-    name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not 1 <= len(name) <= 40 or not set(name) <= _NAME_OK:
-        raise Invalid("name must be 1-40 of a-z, 0-9, '-', '_', '.'", "name")
+    name = _fields(await read_json(request), schema.REPORTER_INPUT)["name"]
     token = new_token()
     await _engine(request).add_reporter(name, token_hash(token))
     return JSONResponse({"name": name, "token": token}, status_code=201)
@@ -356,6 +369,7 @@ routes: list[BaseRoute] = [
     Route("/api/matches/{match_id}/events", post_event, methods=["POST"]),
     Route("/api/matches/{match_id}/events/{event_id}", patch_event, methods=["PATCH"]),
     Route("/api/matches/{match_id}/events/{event_id}", delete_event, methods=["DELETE"]),
+    Route("/api/matches/{match_id}/lineups", put_lineups, methods=["PUT"]),
     Route("/api/session", create_session, methods=["POST"]),
     Route("/api/session", get_session, methods=["GET"]),
     Route("/api/session", delete_session, methods=["DELETE"]),

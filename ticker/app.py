@@ -41,7 +41,14 @@ log = logging.getLogger("ticker")
 
 _READ_METHODS = {"GET", "HEAD"}
 # Reads partner pages make: the API, streams, and the embed with the modules it imports.
-_PUBLIC_PREFIXES = ("/api/matches", "/sse/", "/healthz", "/embed.js", "/static/")
+_PUBLIC_PREFIXES = (
+    "/api/matches",
+    "/api/openapi.json",
+    "/sse/",
+    "/healthz",
+    "/embed.js",
+    "/static/",
+)
 
 
 class ReadOnlyCORS:

@@ -56,6 +56,7 @@ class MatchLog:
         self.events: dict[str, dict[str, Any]] = {}
         self.tally = Tally()  # the fold of `events`, kept so an add can step it
         self.state: dict[str, Any] = self.tally.state()
+        self.lineups: dict[str, Any] = {"home": None, "away": None}
         self._snapshots: dict[tuple[str, bool], Message] = {}
 
     @property
@@ -70,11 +71,18 @@ class MatchLog:
         kind = data["op"]
         if kind == "match":
             self.match = data["match"]
+        elif kind == "lineups":
+            self.lineups = data["lineups"]
         elif kind in ("add", "update", "remove"):
+            if kind != "remove" and "pinned" not in data["event"]:
+                # An event of a v1 log: it reads as not pinned, in snapshots and ops alike.
+                data = {**data, "event": {**data["event"], "pinned": False}}
             self._fold_in(data)
             if not data.get("state", {}).keys() >= V11_KEYS:
                 # An op of a v1 log: it goes out again (resume, /ops) with the full state.
-                op = Op(op.seq, {**data, "state": self.state})
+                data = {**data, "state": self.state}
+            if data is not op.data:
+                op = Op(op.seq, data)
         self.index[op.seq] = len(self.ops)
         self.ops.append(op)
         return True
@@ -112,6 +120,7 @@ class MatchLog:
                 "match": self.match,
                 "state": self.state,
                 "events": list(self.events.values()),
+                "lineups": self.lineups,
             }
             if reset:
                 body["reset"] = True
@@ -165,6 +174,7 @@ class MatchLog:
             "added": fields.get("added", 0),
         }
         event.update((k, v) for k, v in fields.items() if k not in event and v is not None)
+        event.setdefault("pinned", False)  # stored, so every event carries it
         event["at"] = iso_ms(now)
         event["author"] = author
         check_event(event)
@@ -230,6 +240,17 @@ class MatchLog:
         match = {k: v for k, v in match.items() if v is not None}
         seq = self.next_seq(now)
         data: dict[str, Any] = {"op": "match", "seq": seq, "match": match}
+        if by is not None:
+            data["by"] = by
+        return Op(seq, data)
+
+    def build_lineups(
+        self, sides: dict[str, Any], *, by: str | None = None, now: float | None = None
+    ) -> Op:
+        """Both sides as they stand after setting `sides` (a side left out stays)."""
+        now = time.time() if now is None else now
+        seq = self.next_seq(now)
+        data: dict[str, Any] = {"op": "lineups", "seq": seq, "lineups": {**self.lineups, **sides}}
         if by is not None:
             data["by"] = by
         return Op(seq, data)

@@ -68,6 +68,48 @@ def validate_match(body: Any, *, partial: bool = False) -> dict[str, Any]:
     return clean
 
 
+def validate_lineups(body: Any) -> dict[str, Any]:
+    """Check a lineups PUT: the sides given, each whole, in the order clients see them.
+
+    Beyond the schema: at most 11 starters (the 12th starter's `starter` is at fault),
+    shirt numbers unique per side (the later player's `number`), a formation summing to 10.
+    """
+    body = _require_object(body, "lineups")
+    clean: dict[str, Any] = schema.check(schema.LINEUPS_INPUT, body, "")
+    if not clean:
+        raise Invalid("name at least one side, home or away")
+    for side, lineup in clean.items():
+        if lineup is not None:
+            clean[side] = _lineup(lineup, side)
+    return clean
+
+
+def _lineup(lineup: dict[str, Any], side: str) -> dict[str, Any]:
+    formation = lineup.get("formation")
+    if formation is not None and sum(map(int, formation.split("-"))) != 10:
+        raise Invalid(f"{side}.formation must sum to 10 outfield players", f"{side}.formation")
+    players, numbers, starters = [], set(), 0
+    for i, given in enumerate(lineup["players"]):
+        where = f"{side}.players[{i}]"
+        if given["number"] in numbers:
+            message = f"{where}.number {given['number']} is taken earlier in this side"
+            raise Invalid(message, f"{where}.number")
+        numbers.add(given["number"])
+        player = {
+            "number": given["number"],
+            "name": given["name"],
+            "position": given.get("position"),
+            "starter": given.get("starter", False),
+            "captain": given.get("captain", False),
+        }
+        starters += player["starter"]
+        if starters > schema.MAX_STARTERS:
+            message = f"{where}.starter: at most {schema.MAX_STARTERS} starters per side"
+            raise Invalid(message, f"{where}.starter")
+        players.append(player)
+    return {"formation": formation, "coach": lineup.get("coach"), "players": players}
+
+
 def validate_match_id(match_id: str) -> str:
     return schema.check(schema.MATCH_ID_SCHEMA, match_id, "match_id")  # type: ignore[no-any-return]
 

@@ -2,7 +2,7 @@
 
 Its schemas are the dicts of ticker/schema.py that validate requests, so the document and
 the checks cannot drift apart. A new route is one entry in `_paths()` (tests/test_openapi.py
-checks that every route of ticker/api.py has one); a new error status one line in `_ERRORS`.
+checks that every /api route of the app has one); a new error status one line in `_ERRORS`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ _IDEMPOTENCY_KEY = _param(
     "nothing; the same key with another body answers 409 (`field`: `Idempotency-Key`). "
     "Kept 7 days per match.",
 )
+_IF_MATCH = _param(
+    "If-Match",
+    "header",
+    {"type": "string", "maxLength": 40},
+    'The `rev` the client last saw: `3` or `"3"` (`*`: any rev). A stale rev answers 409 '
+    "with the event as it is now in `error.current`; nothing is appended.",
+)
 _REPORTER = _param("name", "path", {"type": "string"}, "The reporter.", required=True)
 _CSRF = _param(
     "X-CSRF-Token", "header", {"type": "string"}, "The session's `csrf`, on cookie writes."
@@ -72,6 +79,7 @@ def _operation(
     params: tuple[Schema, ...] = (),
     auth: bool = False,
     notes: dict[int, str] | None = None,
+    bodies: dict[int, Schema] | None = None,
 ) -> Schema:
     """One operation; `ok` maps each success status to its description and body schema."""
     responses: Schema = {}
@@ -82,7 +90,7 @@ def _operation(
     for status in errors:
         responses[str(status)] = {
             "description": (notes or {}).get(status, _ERRORS[status]),
-            "content": _json(ref("Error")),
+            "content": _json((bodies or {}).get(status, ref("Error"))),
         }
         if status == 429:
             responses["429"]["headers"] = {
@@ -102,6 +110,17 @@ def _operation(
 def _paths(max_ops_page: int) -> dict[str, Schema]:
     not_found_event = {404: "No such match, or no live event with this id (`not_found`)."}
     idem_conflict = {409: "The `Idempotency-Key` was used with another body."}
+    if_match = {
+        400: _ERRORS[400] + " `If-Match` that is not one rev (`field`: `If-Match`).",
+        409: "A stale `If-Match` (`field`: `If-Match`; `error.current` is the event as it "
+        "is now), or the `Idempotency-Key` was used with another body.",
+    }
+    stale = {409: ref("ConflictError")}
+    presence = {
+        401: _ERRORS[401],
+        404: _ERRORS[404],
+        422: "`typing` is not null or an event type (`field`: `typing`), or a bad `match_id`.",
+    }
     repeat = ("A repeat of an `Idempotency-Key`: the original op.", ref("OpResponse"))
     return {
         "/api/matches": {
@@ -124,7 +143,7 @@ def _paths(max_ops_page: int) -> dict[str, Schema]:
         "/api/matches/{match_id}": {
             "get": _operation(
                 "The match's snapshot: match, state, live events",
-                {200: ("The snapshot.", ref("Snapshot"))},
+                {200: ("The snapshot, with the viewer count.", ref("MatchSnapshot"))},
                 (404, 422, 503),
                 tag="matches",
                 params=(_MATCH_ID,),
@@ -176,18 +195,62 @@ def _paths(max_ops_page: int) -> dict[str, Schema]:
                 (*_BODY_WRITE, 404, 409),
                 tag="events",
                 body="EventPatch",
-                params=(_MATCH_ID, _EVENT_ID, _IDEMPOTENCY_KEY),
+                params=(_MATCH_ID, _EVENT_ID, _IF_MATCH, _IDEMPOTENCY_KEY),
                 auth=True,
-                notes={**not_found_event, **idem_conflict},
+                notes={**not_found_event, **if_match},
+                bodies=stale,
             ),
             "delete": _operation(
                 "Retract a live event (reporter); appends a `remove` op",
                 {200: ("The `remove` op.", ref("OpResponse"))},
                 (*_WRITE, 404, 409, 422),
                 tag="events",
-                params=(_MATCH_ID, _EVENT_ID, _IDEMPOTENCY_KEY),
+                params=(_MATCH_ID, _EVENT_ID, _IF_MATCH, _IDEMPOTENCY_KEY),
                 auth=True,
-                notes={**not_found_event, **idem_conflict},
+                notes={**not_found_event, **if_match},
+                bodies=stale,
+            ),
+        },
+        "/api/matches/{match_id}/lineups": {
+            "put": _operation(
+                "Set one or both sides' lineups (reporter); appends a `lineups` op",
+                {200: ("The `lineups` op, both sides as they now stand.", ref("OpResponse"))},
+                (*_BODY_WRITE, 404, 409),
+                tag="matches",
+                body="LineupsInput",
+                params=(_MATCH_ID, _IDEMPOTENCY_KEY),
+                auth=True,
+                notes=idem_conflict,
+            ),
+        },
+        "/api/matches/{match_id}/presence": {
+            "put": _operation(
+                "A console's heartbeat: here, with this event type open (reporter)",
+                {200: ("Everyone present.", ref("Presence"))},
+                (400, 401, 403, 404, 408, 413, 415, 422, 429, 503),
+                tag="console",
+                body="PresenceInput",
+                params=(_MATCH_ID,),
+                auth=True,
+                notes=presence,
+            ),
+            "get": _operation(
+                "Who is present (reporter); no heartbeat",
+                {200: ("Everyone present.", ref("Presence"))},
+                (401, 403, 404, 422, 429, 503),
+                tag="console",
+                params=(_MATCH_ID,),
+                auth=True,
+                notes=presence,
+            ),
+            "delete": _operation(
+                "Gone from the match (reporter)",
+                {204: ("Gone.", None)},
+                (401, 403, 404, 422, 429, 503),
+                tag="console",
+                params=(_MATCH_ID,),
+                auth=True,
+                notes=presence,
             ),
         },
         "/api/session": {
@@ -223,7 +286,7 @@ def _paths(max_ops_page: int) -> dict[str, Schema]:
             "get": _operation(
                 "The reporters' names (admin)",
                 {200: ("The names.", ref("Reporters"))},
-                (401, 403, 503),
+                (401, 403, 429, 503),
                 tag="reporters",
                 auth=True,
             ),

@@ -1,8 +1,9 @@
 """The JSON Schemas of what clients send and get: one source for validation and the document.
 
 Request bodies and path parts are checked by `check()` against the dicts below (a small
-subset of JSON Schema 2020-12: type, enum, minimum, maximum, maxLength, pattern, properties,
-required, additionalProperties: false, anyOf for "or null"); `ticker/openapi.py` puts the
+subset of JSON Schema 2020-12: type, enum, minimum, maximum, minLength, maxLength, pattern,
+properties, required, additionalProperties: false, items, maxItems, anyOf for "or null");
+`ticker/openapi.py` puts the
 very same dicts into `/api/openapi.json`. So a limit changed here changes both. Rules that
 span fields (the team some event types need) stay in code and are told in descriptions.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ticker.errors import Invalid
+from ticker.state import STAT_KEYS
 
 Schema = dict[str, Any]
 
@@ -39,12 +41,15 @@ NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
 MATCH_ID = r"^[a-z0-9-]{1,64}$"
 SEQ = r"^[0-9]{1,20}-[0-9]{1,20}$"
 REPORTER_NAME = r"^[a-z0-9._-]{1,40}$"
+# 2-5 lines of 1-9 outfield players, e.g. 4-4-2 or 4-2-3-1 (their sum, 10, is checked in code).
+FORMATION = r"^[1-9](-[1-9]){1,4}$"
 _BROKEN = {
     NO_NUL: "must not contain NUL characters",
     NOT_BLANK: "must not be empty or contain NUL characters",
     MATCH_ID: "must be 1-64 lowercase letters, digits or '-'",
     SEQ: "must look like '1764100000000-0'",
     REPORTER_NAME: "must be 1-40 of a-z, 0-9, '-', '_', '.'",
+    FORMATION: "must be 2-5 digits 1-9 joined by '-', like '4-4-2'",
 }
 
 
@@ -81,7 +86,8 @@ EVENT_TYPE: Schema = {
     + ", ".join(TEAM_REQUIRED)
     + " event needs a `team` (422 `team` without one, also after a correction).",
 }
-SIDE: Schema = {"type": "string", "enum": ["home", "away"]}
+SIDES = ("home", "away")
+SIDE: Schema = {"type": "string", "enum": list(SIDES)}
 EVENT_TEAM: Schema = {
     **SIDE,
     "description": "The side the event belongs to; for a goal the side credited.",
@@ -104,7 +110,13 @@ _EVENT_TEXTS = {
     "detail": DETAIL,
     "text": TEXT,
 }
-_EVENT_REFUSED = {name: refused(_SERVER_SETS) for name in ("id", "rev", "at", "author")}
+PINNED: Schema = {
+    "type": "boolean",
+    "description": "Shown above the feed. Default false; a correction may set or clear it.",
+}
+_EVENT_REFUSED = {
+    name: refused(_SERVER_SETS) for name in ("id", "rev", "at", "author", "edited_by", "edited_at")
+}
 EVENT_INPUT: Schema = {
     "type": "object",
     "description": "A new event. Unknown fields are refused (422 naming the field).",
@@ -114,6 +126,7 @@ EVENT_INPUT: Schema = {
         "added": ADDED,
         "team": EVENT_TEAM,
         **_EVENT_TEXTS,
+        "pinned": PINNED,
         **_EVENT_REFUSED,
     },
     "required": ["type"],
@@ -129,6 +142,7 @@ EVENT_PATCH: Schema = {
         "added": ADDED,
         "team": or_null(EVENT_TEAM),
         **{name: or_null(schema) for name, schema in _EVENT_TEXTS.items()},
+        "pinned": PINNED,
         **_EVENT_REFUSED,
     },
     "additionalProperties": False,
@@ -191,13 +205,79 @@ MATCH_PATCH: Schema = {
 
 SESSION_INPUT: Schema = {
     "type": "object",
-    "properties": {"token": {"type": "string", "minLength": 1, "description": "A token."}},
+    "properties": {
+        "token": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 400,
+            "description": "A reporter token or the admin token.",
+        }
+    },
     "required": ["token"],
 }
 REPORTER_INPUT: Schema = {
     "type": "object",
-    "properties": {"name": {"type": "string", "pattern": REPORTER_NAME}},
+    "properties": {
+        "name": {
+            "type": "string",
+            "maxLength": 40,
+            "pattern": REPORTER_NAME,
+            "description": "1-40 of a-z, 0-9, '-', '_', '.'.",
+        }
+    },
     "required": ["name"],
+}
+PRESENCE_INPUT: Schema = {
+    "type": "object",
+    "properties": {
+        "typing": or_null({"type": "string", "enum": list(EVENT_TYPES)}),
+    },
+    "description": "The event type the console has open, or null.",
+}
+
+# Requests: lineups (PUT .../lineups). Rules across players (at most 11 starters, shirt
+# numbers unique per side) and a formation's sum are kept in ticker/model.py.
+
+MAX_PLAYERS, MAX_STARTERS = 30, 11
+POSITIONS = ("GK", "DF", "MF", "FW")
+LINEUP_PLAYER_INPUT: Schema = {
+    "type": "object",
+    "properties": {
+        "number": {"type": "integer", "minimum": 1, "maximum": 99, "description": "Shirt."},
+        "name": text(80, "The player's name.", blank=False),
+        "position": or_null({"type": "string", "enum": list(POSITIONS)}),
+        "starter": {"type": "boolean", "description": "In the starting XI (default false)."},
+        "captain": {"type": "boolean", "description": "Default false."},
+    },
+    "required": ["number", "name"],
+    "additionalProperties": False,
+}
+LINEUP_INPUT: Schema = {
+    "type": "object",
+    "description": f"One side. At most {MAX_PLAYERS} players and {MAX_STARTERS} starters; "
+    "shirt numbers unique (422 naming the later player, e.g. `home.players[3].number`, or "
+    "the 12th starter's `starter`).",
+    "properties": {
+        "formation": or_null(
+            {
+                "type": "string",
+                "maxLength": 9,
+                "pattern": FORMATION,
+                "description": "Outfield lines from the back, summing to 10: 4-4-2, 4-2-3-1.",
+            }
+        ),
+        "coach": or_null(text(80, "The head coach.")),
+        "players": {"type": "array", "maxItems": MAX_PLAYERS, "items": LINEUP_PLAYER_INPUT},
+    },
+    "required": ["players"],
+    "additionalProperties": False,
+}
+LINEUPS_INPUT: Schema = {
+    "type": "object",
+    "description": "The sides to set; a side left out stays as it was, null clears it. At "
+    "least one side (422 otherwise).",
+    "properties": {"home": or_null(LINEUP_INPUT), "away": or_null(LINEUP_INPUT)},
+    "additionalProperties": False,
 }
 
 # Responses. Objects stay open: v1.1 clients ignore fields they do not know, and later
@@ -218,6 +298,17 @@ ERROR: Schema = {
                 },
             },
             "required": ["code", "message", "field"],
+        }
+    },
+    "required": ["error"],
+}
+STALE: Schema = {
+    "type": "object",
+    "description": "An Error; for a stale `If-Match` it also carries the event as it is now.",
+    "properties": {
+        "error": {
+            **ERROR["properties"]["error"],
+            "properties": {**ERROR["properties"]["error"]["properties"], "current": ref("Event")},
         }
     },
     "required": ["error"],
@@ -250,27 +341,94 @@ EVENT: Schema = {
         "added": ADDED,
         "team": EVENT_TEAM,
         **_EVENT_TEXTS,
+        "pinned": {"type": "boolean", "description": "False unless set (also on v1 events)."},
         "at": {"type": "string", "format": "date-time"},
-        "author": {"type": "string"},
+        "author": {"type": "string", "description": "Who posted it (stays on corrections)."},
+        "edited_by": {"type": "string", "description": "Who made this rev (after a correction)."},
+        "edited_at": {"type": "string", "format": "date-time"},
     },
-    "required": ["id", "rev", "type", "minute", "added", "at", "author"],
+    "required": ["id", "rev", "type", "minute", "added", "pinned", "at", "author"],
 }
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+
+
+def _sides_of(item: Schema) -> Schema:
+    return {"type": "object", "properties": {"home": item, "away": item}, "required": list(SIDES)}
+
+
+_NAMED: Schema = {"type": ["string", "null"], "description": "As written; null when unnamed."}
 STATE: Schema = {
     "type": "object",
     "properties": {
-        "score": {
-            "type": "object",
-            "properties": {
-                "home": {"type": "integer", "minimum": 0},
-                "away": {"type": "integer", "minimum": 0},
-            },
-            "required": ["home", "away"],
-        },
+        "score": _sides_of(_COUNT),
         "phase": {"type": "string", "enum": list(PHASES)},
         "minute": {"type": "integer"},
         "added": {"type": "integer"},
+        "stats": _sides_of(
+            {
+                "type": "object",
+                "properties": {key: _COUNT for key in STAT_KEYS},
+                "required": list(STAT_KEYS),
+            }
+        ),
+        "sent_off": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"team": SIDE, "player": _NAMED},
+                "required": ["team", "player"],
+            },
+            "description": "Players sent off, in log order.",
+        },
+        "scorers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "team": SIDE,
+                    "player": _NAMED,
+                    "minute": {"type": "integer"},
+                    "added": {"type": "integer"},
+                    "own_goal": {"type": "boolean"},
+                },
+                "required": ["team", "player", "minute", "added", "own_goal"],
+            },
+            "description": "Live goals in log order, shoot-out goals left out.",
+        },
+        "penalties": {
+            "anyOf": [_sides_of(_COUNT), {"type": "null"}],
+            "description": "Shoot-out goals; null until a penalty_shootout event.",
+        },
     },
-    "required": ["score", "phase", "minute", "added"],
+    "required": ["score", "phase", "minute", "added", "stats", "sent_off", "scorers", "penalties"],
+}
+LINEUP: Schema = {
+    "type": "object",
+    "properties": {
+        "formation": {"type": ["string", "null"]},
+        "coach": {"type": ["string", "null"]},
+        "players": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "number": {"type": "integer", "minimum": 1, "maximum": 99},
+                    "name": {"type": "string"},
+                    "position": {"enum": [*POSITIONS, None]},
+                    "starter": {"type": "boolean"},
+                    "captain": {"type": "boolean"},
+                },
+                "required": ["number", "name", "position", "starter", "captain"],
+            },
+        },
+    },
+    "required": ["formation", "coach", "players"],
+}
+LINEUPS: Schema = {
+    "type": "object",
+    "description": "Both sides; each null until set.",
+    "properties": {"home": or_null(ref("Lineup")), "away": or_null(ref("Lineup"))},
+    "required": ["home", "away"],
 }
 
 
@@ -283,12 +441,23 @@ def _op(kind: str | list[str], **properties: Schema) -> Schema:
     }
 
 
+def _by(op: Schema, description: str, **more: Schema) -> Schema:
+    """`op` with optional keys saying who made it (ops written before v1.1 have none)."""
+    properties = {"by": {"type": "string", "description": description}, **more}
+    return {**op, "properties": {**op["properties"], **properties}}
+
+
 OP: Schema = {
-    "description": "One entry of a match log.",
+    "description": "One entry of a match log. Clients ignore `op` kinds they do not know.",
     "oneOf": [
         _op(["add", "update"], event=ref("Event"), state=ref("State")),
-        _op("remove", id=SEQ_SCHEMA, state=ref("State")),
-        _op("match", match=ref("Match")),
+        _by(
+            _op("remove", id=SEQ_SCHEMA, state=ref("State")),
+            "Who retracted it.",
+            at={"type": "string", "format": "date-time"},
+        ),
+        _by(_op("match", match=ref("Match")), 'Who (the admin: "admin").'),
+        _by(_op("lineups", lineups=ref("Lineups")), "Who set them."),
     ],
 }
 SNAPSHOT: Schema = {
@@ -299,8 +468,16 @@ SNAPSHOT: Schema = {
         "match": ref("Match"),
         "state": ref("State"),
         "events": {"type": "array", "items": ref("Event"), "description": "Live, oldest first."},
+        "lineups": ref("Lineups"),
     },
-    "required": ["op", "seq", "match", "state", "events"],
+    "required": ["op", "seq", "match", "state", "events", "lineups"],
+}
+_VIEWERS: Schema = {**_COUNT, "description": "Fans streaming the match now (all processes)."}
+MATCH_SNAPSHOT: Schema = {
+    "allOf": [ref("Snapshot")],
+    "type": "object",
+    "properties": {"viewers": _VIEWERS},
+    "required": ["viewers"],
 }
 MATCH_LIST: Schema = {
     "type": "object",
@@ -309,8 +486,13 @@ MATCH_LIST: Schema = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"match": ref("Match"), "state": ref("State"), "seq": SEQ_SCHEMA},
-                "required": ["match", "state", "seq"],
+                "properties": {
+                    "match": ref("Match"),
+                    "state": ref("State"),
+                    "seq": SEQ_SCHEMA,
+                    "viewers": _VIEWERS,
+                },
+                "required": ["match", "state", "seq", "viewers"],
             },
         }
     },
@@ -349,6 +531,26 @@ REPORTERS: Schema = {
     "properties": {"reporters": {"type": "array", "items": {"type": "string"}}},
     "required": ["reporters"],
 }
+PRESENCE: Schema = {
+    "type": "object",
+    "properties": {
+        "you": {"type": "string"},
+        "reporters": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "typing": {"anyOf": [EVENT_TYPE, {"type": "null"}]},
+                },
+                "required": ["name", "typing"],
+            },
+            "description": "Everyone present, sorted by name, you included.",
+        },
+        "ttl": {"type": "number", "description": "Seconds an entry lives unrefreshed."},
+    },
+    "required": ["you", "reporters", "ttl"],
+}
 HEALTH: Schema = {
     "type": "object",
     "properties": {
@@ -367,27 +569,46 @@ COMPONENTS: dict[str, Schema] = {
     "MatchPatch": MATCH_PATCH,
     "SessionInput": SESSION_INPUT,
     "ReporterInput": REPORTER_INPUT,
+    "PresenceInput": PRESENCE_INPUT,
+    "LineupsInput": LINEUPS_INPUT,
     "Error": ERROR,
+    "ConflictError": STALE,
     "Team": TEAM,
     "Match": MATCH,
     "Event": EVENT,
     "State": STATE,
     "Op": OP,
+    "Lineup": LINEUP,
+    "Lineups": LINEUPS,
     "Snapshot": SNAPSHOT,
+    "MatchSnapshot": MATCH_SNAPSHOT,
     "MatchList": MATCH_LIST,
     "OpsPage": OPS_PAGE,
     "OpResponse": OP_RESPONSE,
     "Session": SESSION,
     "ReporterCreated": REPORTER_CREATED,
     "Reporters": REPORTERS,
+    "Presence": PRESENCE,
     "Health": HEALTH,
 }
 
 
 # The checker. It runs on every write: few lookups per field.
 
-_TYPES: dict[str, Any] = {"string": str, "integer": int, "object": dict}
-_NAMES = {"string": "a string", "integer": "an integer", "object": "an object"}
+_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "object": dict,
+    "boolean": bool,
+    "array": list,
+}
+_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "object": "an object",
+    "boolean": "true or false",
+    "array": "an array",
+}
 
 
 def _no_nul(value: str) -> bool:
@@ -442,6 +663,8 @@ def check(schema: Schema, value: Any, field: str) -> Any:
         limit = schema.get("maxLength")
         if limit is not None and len(value) > limit:
             raise Invalid(f"{field} must be at most {limit} characters, got {len(value)}", field)
+        if len(value) < schema.get("minLength", 0):
+            raise Invalid(f"{field} must not be empty", field)
         pattern = schema.get("pattern")
         if pattern is not None:
             test = _tests.get(pattern) or pattern_test(pattern)
@@ -453,6 +676,12 @@ def check(schema: Schema, value: Any, field: str) -> Any:
             raise Invalid(f"{field} must be between {low} and {high}, got {value}", field)
     elif kind == "object":
         return _object(schema, value, field)
+    elif kind == "array":
+        limit = schema["maxItems"]
+        if len(value) > limit:
+            raise Invalid(f"{field} must have at most {limit} items, got {len(value)}", field)
+        items = schema["items"]
+        return [check(items, item, f"{field}[{i}]") for i, item in enumerate(value)]
     return value
 
 
