@@ -358,7 +358,23 @@ def test_pin_in_the_console_puts_the_event_on_top_of_the_fan_page(
     expect(pinned).to_be_hidden()
     expect(fan.locator(f"[data-tk=feed] li[data-id='{note['seq']}']")).to_have_count(1)
 
-    # Pinned when posted: in the first paint's section too after a reload.
-    api.patch(f"/api/matches/{match_id}/events/{note['seq']}", json={"pinned": True})
-    fan.reload()
+    # Pinned again by a correction: in the server's first paint, the same as the script's.
+    r = api.patch(f"/api/matches/{match_id}/events/{note['seq']}", json={"pinned": True})
+    assert r.status_code == 200, r.text
     expect(pinned.locator(".ev-text")).to_have_text(["Stadium evacuated: match paused"])
+    live_markup = pinned.inner_html()
+    nojs = new_page(java_script_enabled=False)
+    for path in (f"/matches/{match_id}", f"/embed/{match_id}"):
+        nojs.goto(server.url + path)
+        section = nojs.locator("[data-tk=pinned]")
+        expect(section).to_be_visible()
+        expect(section.locator(".ev-text")).to_have_text(["Stadium evacuated: match paused"])
+    nojs.goto(f"{server.url}/matches/{match_id}")
+    assert nojs.locator("[data-tk=pinned]").inner_html() == live_markup
+    # The iframe embed follows live too.
+    embed = new_page()
+    embed.goto(f"{server.url}/embed/{match_id}")
+    expect(embed.locator(".conn")).to_have_attribute("data-status", "live")
+    item.locator("[data-c=pin]").click()
+    expect(embed.locator("[data-tk=pinned]")).to_be_hidden()
+    expect(pinned).to_be_hidden()

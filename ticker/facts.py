@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from ticker import feedpaint
+
 SIDES = ("home", "away")
 STAT_ROWS = (
     "shots",
@@ -227,6 +229,14 @@ def stats_html(lang: str, match: dict[str, Any], state: dict[str, Any]) -> str:
 
 
 def summary_html(
+    lang: str, match: dict[str, Any], state: dict[str, Any], events: list[dict[str, Any]]
+) -> str:
+    """What stands right above the feed: the full-time summary, then the pinned events
+    (feedpaint.pinned_html; this is the page's one slot there)."""
+    return _summary(lang, match, state, events) + feedpaint.pinned_html(lang, match, events)
+
+
+def _summary(
     lang: str, match: dict[str, Any], state: dict[str, Any], events: list[dict[str, Any]]
 ) -> str:
     """The full-time summary's section: the result, the goals and the cards, in order."""

@@ -40,7 +40,7 @@ const TEXT = {
     postAnyway: "Send alligevel", someone: "en anden",
     lineups: "Holdopstillinger", luOpen: "Indtast holdopstillinger", luEdit: "Ret holdopstillinger",
     luClose: "Luk", luSave: "Gem holdopstillinger", luNone: "Ikke indtastet endnu.",
-    luSet: "{home}: {nh} spillere · {away}: {na} spillere",
+    luSide: "{team}: {n} spillere", luSideNone: "{team}: ikke indtastet",
     luHint: "Indsæt truppen: ét \"nummer navn\" pr. linje, (c) for anfører, evt. GK/DF/MF/FW. De første 11 starter – ret med mellemrum i Start-kolonnen.",
     squad: "Trup – {team}", formation: "Formation", coach: "Træner", no: "Nr.", name: "Navn",
     pos: "Pos.", starter: "Start", captain: "Anfører", starters: "{n} af 11 i startopstillingen",
@@ -74,7 +74,7 @@ const TEXT = {
     postAnyway: "Post anyway", someone: "someone else",
     lineups: "Lineups", luOpen: "Enter the lineups", luEdit: "Edit the lineups",
     luClose: "Close", luSave: "Save lineups", luNone: "Not entered yet.",
-    luSet: "{home}: {nh} players · {away}: {na} players",
+    luSide: "{team}: {n} players", luSideNone: "{team}: not entered",
     luHint: "Paste the squad: one \"number name\" a line, (c) for the captain, GK/DF/MF/FW if you have them. The first 11 start – change with Space in the Start column.",
     squad: "Squad – {team}", formation: "Formation", coach: "Manager", no: "No.", name: "Name",
     pos: "Pos.", starter: "Start", captain: "Captain", starters: "{n} of 11 in the starting XI",
@@ -1028,6 +1028,7 @@ function openMatch(id) {
       $("team-away").textContent = live.model.teamName("away");
       if (editing && !live.model.events.has(editing.id)) resetForm();
       lineupStatus();
+      editor.label(); // team names arrive with the snapshot
     },
   });
   const entry = matches.find((m) => m.match.id === id);
@@ -1083,9 +1084,8 @@ function lineupStatus() {
   const lineups = live?.model.lineups || {};
   const n = (side) => lineups[side]?.players?.length || 0;
   const set = n("home") || n("away");
-  $("lu-status").textContent = set
-    ? tx("luSet", { home: live.model.teamName("home"), nh: n("home"), away: live.model.teamName("away"), na: n("away") })
-    : tx("luNone");
+  const side = (s) => tx(n(s) ? "luSide" : "luSideNone", { team: live.model.teamName(s), n: n(s) });
+  $("lu-status").textContent = set ? `${side("home")} · ${side("away")}` : tx("luNone");
   $("lu-toggle").textContent = set ? tx("luEdit") : tx("luOpen");
 }
 
