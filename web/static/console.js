@@ -252,6 +252,15 @@ function rememberPlayers(team, names) {
 }
 
 function updatePlayerList() {
+  // The names used before for the team (the suggestions offer them after the lineup).
+  const list = document.getElementById("players");
+  const team = currentTeam();
+  const names = team ? rememberedPlayers(team) : [];
+  list.replaceChildren(...names.map((name) => {
+    const option = document.createElement("option");
+    option.value = name;
+    return option;
+  }));
   for (const box of suggests) box.close();
 }
 
