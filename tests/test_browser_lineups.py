@@ -136,6 +136,8 @@ def test_lineups_pasted_in_the_console_show_on_the_fan_page_and_an_embed(
             assert width <= 320, f"the console with the editor is {width}px wide at 320px"
             page.set_viewport_size(PHONE)
             shoot(page, "lineups-console-editor-phone")
+            page.locator("[data-side=home] tbody tr").nth(7).scroll_into_view_if_needed()
+            shoot(page, "lineups-console-editor-phone-rows", full_page=False)
             page.set_viewport_size(DESKTOP)
 
             # A 422 names a row: the message stands by that player, nothing is appended.
@@ -254,6 +256,10 @@ def test_player_fields_suggest_from_the_lineup_and_a_second_yellow_is_flagged(
     out.press("ArrowDown")
     offered = options(page, "player_out")
     assert len(offered) == 11 and "10 Sory Kaba" in offered and "16 Noa Lang" not in offered
+    problems = axe_violations(page)  # the listbox open
+    assert not problems, "\n".join(problems)
+    out.scroll_into_view_if_needed()
+    shoot(page, "lineups-console-suggest-open-desktop", full_page=False)
     out.fill("")
     out.press_sequentially("Kaba")
     out.press("ArrowDown")
