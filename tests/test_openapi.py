@@ -51,6 +51,9 @@ def test_the_served_document_is_valid_openapi_3_1(make_server: Any) -> None:
     assert document["openapi"].startswith("3.1")
     validate_spec(document)
     assert document == build_document()
+    # A public read, as the API it describes: any origin may fetch it.
+    r = httpx.get(server.url + "/api/openapi.json", headers={"Origin": "https://partner.example"})
+    assert r.headers["access-control-allow-origin"] == "*"
 
 
 def test_every_api_route_is_in_the_document(tmp_path: Path) -> None:

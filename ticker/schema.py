@@ -209,7 +209,6 @@ SESSION_INPUT: Schema = {
         "token": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 400,
             "description": "A reporter token or the admin token.",
         }
     },
