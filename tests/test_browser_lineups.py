@@ -19,6 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.browser_util import DESKTOP, PHONE, axe_violations, partner_site, post_event, shoot
 from tests.conftest import TickerServer, new_match
 from tests.test_browser import api, browser, new_page, server, sign_in  # noqa: F401  (fixtures)
+from ticker import facts
 
 pytestmark = pytest.mark.browser
 
@@ -318,6 +319,14 @@ def test_player_fields_suggest_from_the_lineup_and_a_second_yellow_is_flagged(
     )
     shoot(page, "lineups-console-suggest-desktop")
     shoot(fan, "lineups-fan-subs-desktop")
+
+    # ticker/facts.py paints the same lineups as lineups.js (for the server's first paint).
+    snap = api.get(f"/api/matches/{match_id}").json()
+    served = facts.lineups_html("en", snap["match"], snap["lineups"], snap["events"])
+    blank = new_page()
+    blank.set_content(f"<!doctype html><html><body>{served}</body></html>")
+    grid = ".lu-grid"
+    assert blank.locator(grid).inner_html() == fan.locator(grid).inner_html()
 
 
 def test_pin_in_the_console_puts_the_event_on_top_of_the_fan_page(

@@ -15,8 +15,8 @@ const lang = pageLang();
 
 // Lineups and pinned events above the feed (pinned ones are in the server's first paint).
 const feedSection = document.querySelector(".feed-section");
-const lineups = part("lineups") || feedSection.before(buildLineups(document, lang)) || part("lineups");
 const pinned = part("pinned") || feedSection.before(buildPinned(document, lang)) || part("pinned");
+const lineups = part("lineups") || pinned.before(buildLineups(document, lang)) || part("lineups");
 const around = (model) => {
   renderLineups(lineups, model, lang);
   renderPinned(pinned, model, lang);

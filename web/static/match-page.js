@@ -45,8 +45,8 @@ addEventListener("scroll", () => {
 
 // Lineups and pinned events sit above the feed; the server may have painted them already.
 const feedSection = document.querySelector(".feed-section");
-const lineups = part("lineups") || feedSection.before(buildLineups(document, lang)) || part("lineups");
 const pinned = part("pinned") || feedSection.before(buildPinned(document, lang)) || part("pinned");
+const lineups = part("lineups") || pinned.before(buildLineups(document, lang)) || part("lineups");
 
 function renderAround(model) {
   // Both sit above the feed: keep the reader's place in it.
