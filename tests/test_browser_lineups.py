@@ -196,6 +196,11 @@ def test_lineups_pasted_in_the_console_show_on_the_fan_page_and_an_embed(
                 "Manager: Jacob Neestrup"
             )
 
+            # Pinned when posted: above the embed's feed too, live.
+            post_event(client, match_id, type="comment", text="Team news", pinned=True)
+            expect(element.locator("[data-tk=pinned] .ev-text")).to_have_text(["Team news"])
+            expect(element.locator("[data-tk=pinned] h2")).to_have_text("Pinned")
+
             problems = axe_violations(fan) + axe_violations(partner_page)
             assert not problems, "\n".join(problems)
             shoot(fan, "lineups-fan-desktop")
