@@ -8,9 +8,13 @@ agree (tests/test_browser_fan.py checks both). Every name is escaped here.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
+
+from ticker import feedpaint
 
 SIDES = ("home", "away")
 STAT_ROWS = (
@@ -229,6 +233,14 @@ def stats_html(lang: str, match: dict[str, Any], state: dict[str, Any]) -> str:
 def summary_html(
     lang: str, match: dict[str, Any], state: dict[str, Any], events: list[dict[str, Any]]
 ) -> str:
+    """What stands right above the feed: the full-time summary, then the pinned events
+    (feedpaint.pinned_html; this is the page's one slot there)."""
+    return _summary(lang, match, state, events) + feedpaint.pinned_html(lang, match, events)
+
+
+def _summary(
+    lang: str, match: dict[str, Any], state: dict[str, Any], events: list[dict[str, Any]]
+) -> str:
     """The full-time summary's section: the result, the goals and the cards, in order."""
     if state["phase"] != "full_time":
         return '<section class="summary" data-tk="summary" hidden></section>'
@@ -289,4 +301,170 @@ def summary_html(
     return (
         '<section class="summary" data-tk="summary" aria-labelledby="summary-heading">'
         f"{''.join(parts)}</section>"
+    )
+
+
+LINEUP_WORDS = {
+    "da": {
+        "lineups": "Holdopstillinger",
+        "starters": "Startopstilling",
+        "bench": "Bænk",
+        "coach": "Træner",
+        "captain": "anfører",
+        "on": "ind",
+        "off": "ud",
+        "sent_off": "udvist",
+        "none": "Ikke offentliggjort endnu.",
+        "goalkeeper": "Målmand",
+        "line": "Række {n}",
+    },
+    "en": {
+        "lineups": "Lineups",
+        "starters": "Starting XI",
+        "bench": "Substitutes",
+        "coach": "Manager",
+        "captain": "captain",
+        "on": "on",
+        "off": "off",
+        "sent_off": "sent off",
+        "none": "Not announced yet.",
+        "goalkeeper": "Goalkeeper",
+        "line": "Line {n}",
+    },
+}
+
+
+def _norm(name: Any) -> str:
+    """A name as compared: trimmed, case- and accent-insensitive (lineups.js `norm`)."""
+    text = unicodedata.normalize("NFD", str(name or "").strip().lower())
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def lineup_changes(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per side, who came on, went off and was sent off (name -> event), before any shoot-out."""
+    out: dict[str, dict[str, dict[str, Any]]] = {
+        s: {"on": {}, "off": {}, "sent": {}} for s in SIDES
+    }
+    yellows: dict[tuple[str, str], int] = {}
+    for e in events:
+        if e.get("team") not in SIDES:
+            continue
+        if e["type"] == "penalty_shootout":
+            break
+        side = out[e["team"]]
+        if e["type"] == "substitution":
+            if e.get("player_in"):
+                side["on"][_norm(e["player_in"])] = e
+            if e.get("player_out"):
+                side["off"][_norm(e["player_out"])] = e
+        elif e["type"] in ("red_card", "yellow_card") and e.get("player"):
+            key = _norm(e["player"])
+            if key in side["sent"]:
+                continue
+            if e["type"] == "yellow_card":
+                yellows[(e["team"], key)] = yellows.get((e["team"], key), 0) + 1
+                if yellows[(e["team"], key)] < 2:
+                    continue
+            side["sent"][key] = e
+    return out
+
+
+def formation_lines(formation: Any) -> list[int] | None:
+    """ "3-4-3" -> [3, 4, 3] when it adds up to 10 outfield players, else None."""
+    if not isinstance(formation, str) or not re.fullmatch(r"\d(-\d){1,4}", formation):
+        return None
+    lines = [int(n) for n in formation.split("-")]
+    return lines if sum(lines) == 10 else None
+
+
+def _player_html(words: dict[str, str], p: dict[str, Any], c: dict[str, dict[str, Any]]) -> str:
+    html = (
+        f'<li class="lu-player"><span class="lu-num">{int(p["number"])}</span>'
+        f'<span class="lu-name">{escape(p["name"])}</span>'
+    )
+    if p.get("captain"):
+        html += f'<abbr class="lu-cap" title="{words["captain"]}">C</abbr>'
+    key = _norm(p["name"])
+    for kind, cls, arrow in (("off", "lu-off", "↓"), ("on", "lu-on", "↑")):
+        e = c[kind].get(key)
+        if e:
+            said = f"{words[kind]} {_minute(e)}"
+            html += (
+                f'<span class="lu-sub {cls}" title="{escape(said)}"><span>{arrow}</span>'
+                f'<span class="sr-only"> {words[kind]}</span> {_minute(e)}</span>'
+            )
+    red = c["sent"].get(key)
+    if red:
+        label = escape(f"{words['sent_off']} {_minute(red)}")
+        html += f'<span class="lu-red" role="img" aria-label="{label}"></span>'
+    return html + "</li>"
+
+
+def _side_html(
+    words: dict[str, str], side: str, name: str, lineup: Any, c: dict[str, dict[str, Any]]
+) -> str:
+    head = escape(name)
+    if lineup and lineup.get("formation"):
+        head += f' <span class="lu-formation">{escape(lineup["formation"])}</span>'
+    html = f'<h3 class="lu-team" id="lu-h-{side}">{head}</h3>'
+    players = (lineup or {}).get("players") or []
+    if not players:
+        html += f'<p class="lu-none">{words["none"]}</p>'
+    else:
+        starters = [p for p in players if p.get("starter")]
+        bench = [p for p in players if not p.get("starter")]
+        html += f'<h4 class="lu-sub-h">{words["starters"]}</h4>'
+        lines = formation_lines(lineup.get("formation"))
+        if lines and len(starters) == 11:
+            gk = next((p for p in starters if p.get("position") == "GK"), starters[0])
+            outfield = [p for p in starters if p is not gk]
+            groups, at = [[gk]], 0
+            for n in lines:
+                groups.append(outfield[at : at + n])
+                at += n
+            rows = ""
+            for i, group in enumerate(groups):
+                label = words["goalkeeper"] if i == 0 else words["line"].format(n=i)
+                items = "".join(_player_html(words, p, c) for p in group)
+                rows += (
+                    f'<li class="lu-line"><ul class="lu-list lu-list--line" aria-label="{label}">'
+                    f"{items}</ul></li>"
+                )
+            html += f'<ol class="lu-lines">{rows}</ol>'
+        else:
+            items = "".join(_player_html(words, p, c) for p in starters)
+            html += f'<ul class="lu-list">{items}</ul>'
+        if bench:
+            items = "".join(_player_html(words, p, c) for p in bench)
+            html += (
+                f'<h4 class="lu-sub-h">{words["bench"]}</h4>'
+                f'<ul class="lu-list lu-bench">{items}</ul>'
+            )
+        if lineup.get("coach"):
+            html += (
+                f'<p class="lu-coach"><span class="lu-key">{words["coach"]}: </span>'
+                f"{escape(lineup['coach'])}</p>"
+            )
+    return (
+        f'<section class="lu-side lu-side--{side}" aria-labelledby="lu-h-{side}">{html}</section>'
+    )
+
+
+def lineups_html(
+    lang: str, match: dict[str, Any], lineups: Any, events: list[dict[str, Any]]
+) -> str:
+    """The lineups <details> (web/static/lineups.js renderLineups keeps it live): per side the
+    starters by formation line (goalkeeper first) or as a list, the bench, the coach, with
+    substitutions and sendings-off marked. Hidden until a side has players."""
+    words = LINEUP_WORDS[lang]
+    lineups = lineups or {}
+    shown = any(((lineups.get(s) or {}).get("players") or []) for s in SIDES)
+    grid = ""
+    if shown:
+        c = lineup_changes(events)
+        grid = "".join(_side_html(words, s, _team(match, s), lineups.get(s), c[s]) for s in SIDES)
+    return (
+        f'<details class="lineups" data-tk="lineups" part="lineups"{"" if shown else " hidden"}>'
+        f'<summary class="lineups-summary">{words["lineups"]}</summary>'
+        f'<div class="lu-grid">{grid}</div></details>'
     )

@@ -7,6 +7,7 @@ Labels are web/static/i18n.js's; tests/test_browser_fan.py checks both paint the
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -227,3 +228,34 @@ def feed_html(
             item = item.replace("<li ", "<li hidden ", 1)
         items.append(item)
     return "".join(items)
+
+
+PINNED = {"da": "Fastgjort", "en": "Pinned"}
+
+
+def pinned_html(lang: str, match: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The pinned section above the feed (web/static/lineups.js renderPinned keeps it live):
+    the pinned live events newest first, as copies (the feed keeps the items with their ids).
+    """
+    kicks: set[str] = set()
+    started = False
+    for event in events:
+        if started:
+            kicks.add(event["id"])
+        started = started or event["type"] == "penalty_shootout"
+    items = []
+    for e in reversed(events):
+        if e.get("pinned") is not True:
+            continue
+        item = event_html(lang, e, match, compact=False, kick=e["id"] in kicks)
+        # The same markup as the script's copy: one more class, the id moved to the end.
+        item = re.sub(r'class="([^"]*)"', r'class="\1 ev--pinned"', item, count=1)
+        item = item.replace(f' data-id="{escape(e["id"])}"', "", 1)
+        item = re.sub(r'(data-rev="\d+")', rf'\1 data-pinned-id="{escape(e["id"])}"', item, count=1)
+        items.append(item)
+    hidden = "" if items else " hidden"
+    return (
+        f'<section class="pinned" data-tk="pinned" aria-labelledby="pinned-heading"{hidden}>'
+        f'<h2 id="pinned-heading" class="pinned-heading">{PINNED[lang]}</h2>'
+        f'<ol class="feed pinned-list">{"".join(items)}</ol></section>'
+    )

@@ -7,13 +7,14 @@
 // partner's CSS cannot break it, and it works inside other components' shadow roots too),
 // and follows its attributes: change one and it re-renders or reconnects.
 // Style hooks: --tk-* custom properties (they inherit in) and
-// ::part(scoreboard|stats|summary|feed|event). `compact` leaves the stats panel out.
+// ::part(scoreboard|stats|summary|lineups|pinned|feed|event). `compact` leaves the stats panel out.
 
 import { mountLive } from "./static/live.js";
 import { mountViewers } from "./static/viewers.js";
 import { pickLang, t } from "./static/i18n.js";
 import { Scoreboard } from "./static/render.js";
 import { buildStats, buildSummary } from "./static/facts.js";
+import { buildLineups, buildPinned, renderLineups, renderPinned } from "./static/lineups.js";
 
 const ORIGIN = new URL(import.meta.url).origin;
 const STYLESHEET = new URL("./static/feed.css", import.meta.url).href;
@@ -109,7 +110,9 @@ class TickerFeed extends HTMLElement {
 
     const stats = compact ? null : buildStats(document, lang);
     const summary = buildSummary(document);
-    root.append(...[board, foot, stats, summary, feed, empty, announce].filter(Boolean));
+    const lineups = buildLineups(document, lang);
+    const pinned = buildPinned(document, lang);
+    root.append(...[board, foot, stats, summary, lineups, pinned, feed, empty, announce].filter(Boolean));
     shadow.replaceChildren(link, root);
     this._root = root;
 
@@ -133,6 +136,11 @@ class TickerFeed extends HTMLElement {
       summary,
       decorate: (li) => li.setAttribute("part", "event"),
       onViewers: mountViewers(viewers, lang).update,
+      onChange: () => {
+        if (!this._live) return;
+        renderLineups(lineups, this._live.model, lang);
+        renderPinned(pinned, this._live.model, lang);
+      },
     });
   }
 

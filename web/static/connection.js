@@ -3,7 +3,7 @@
 // It knows nothing about rendering: it hands each new message to `onMessage` and each
 // status change to `onStatus` ("connecting", "live", "reconnecting", "offline", "gone").
 
-const OPS = new Set(["snapshot", "add", "update", "remove", "match"]);
+const OPS = new Set(["snapshot", "add", "update", "remove", "match", "lineups"]);
 const SEQ_RE = /^(\d{1,20})-(\d{1,20})$/;
 
 /** [ms, n] of a seq, or null. Numbers, not strings: "…-10" comes after "…-9". */

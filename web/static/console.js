@@ -9,6 +9,9 @@ import { eventLabel, pageLang, t } from "./i18n.js";
 import { mountLive } from "./live.js";
 import { mountPresence } from "./presence.js";
 import { Scoreboard } from "./render.js";
+import { hasYellow, parseSquad, pitch } from "./lineups.js";
+import { attachSuggest } from "./suggest.js";
+import { mountLineupEditor } from "./lineup-editor.js";
 
 const lang = pageLang();
 const TEXT = {
@@ -25,7 +28,7 @@ const TEXT = {
     discard: "Kassér", fix: "Ret og send igen", rejected: "Afvist", pending: "Venter",
     noMatch: "Ingen kampe endnu – en administrator opretter dem.", teamRequired: "Vælg et hold.",
     nothingChanged: "Intet er ændret.", signedInAs: "Logget ind som {name}",
-    keysHint: "Taster: G mål · M forbier · S redning · O offside · Y gult · R rødt · U udskiftning · N hjørne · L frispark · V VAR · I skade · C kommentar · K afspark · H pause · B 2. halvleg · E forlænget · P straffe · F slut · 1/2 hold · Esc annuller. I et tekstfelt: Alt+tast.",
+    keysHint: "Taster: G mål · M forbier · S redning · O offside · Y gult · R rødt · U udskiftning · N hjørne · L frispark · V VAR · I skade · C kommentar · K afspark · H pause · B 2. halvleg · E forlænget · P straffe · F slut · 1/2 hold · Alt+A holdopstillinger · Esc annuller. I et tekstfelt: Alt+tast.",
     sessionError: "Kunne ikke logge ind.", networkError: "Ingen forbindelse til serveren.",
     forMatch: "kamp {id}", retracting: "tilbagetrækning", correcting: "rettelse",
     history: "Historik", historyLoading: "Henter historik…",
@@ -35,6 +38,16 @@ const TEXT = {
     conflictNow: "Nu: {what}", conflictMine: "Din ændring: {what}", review: "Gennemse",
     dismiss: "Luk", dupGoal: "Allerede sendt af {who} for {sec} s siden – send alligevel?",
     postAnyway: "Send alligevel", someone: "en anden",
+    lineups: "Holdopstillinger", luOpen: "Indtast holdopstillinger", luEdit: "Ret holdopstillinger",
+    luClose: "Luk", luSave: "Gem holdopstillinger", luNone: "Ikke indtastet endnu.",
+    luSide: "{team}: {n} spillere", luSideNone: "{team}: ikke indtastet",
+    luHint: "Indsæt truppen: ét \"nummer navn\" pr. linje, (c) for anfører, evt. GK/DF/MF/FW. De første 11 starter – ret med mellemrum i Start-kolonnen.",
+    squad: "Trup – {team}", formation: "Formation", coach: "Træner", no: "Nr.", name: "Navn",
+    pos: "Pos.", starter: "Start", captain: "Anfører", starters: "{n} af 11 i startopstillingen",
+    unread: "Linje {line} kunne ikke læses: {text}", luSaving: "Holdopstillinger",
+    secondYellow: "Andet gule kort: udvisning – {who} har allerede gult kort. Send alligevel?",
+    secondPost: "Send (udvisning)", pin: "Fastgør", unpin: "Frigør", pinning: "fastgørelse",
+    unpinning: "frigørelse", pinnedBadge: "Fastgjort", onPitch: "på banen", bench: "bænk",
   },
   en: {
     signinTitle: "Sign in as a reporter", signinHint: "Use the token the news desk gave you.",
@@ -49,7 +62,7 @@ const TEXT = {
     discard: "Discard", fix: "Fix and resend", rejected: "Rejected", pending: "Waiting",
     noMatch: "No matches yet – an administrator creates them.", teamRequired: "Choose a team.",
     nothingChanged: "Nothing was changed.", signedInAs: "Signed in as {name}",
-    keysHint: "Keys: G goal · M miss · S save · O offside · Y yellow · R red · U substitution · N corner · L foul · V VAR · I injury · C comment · K kick-off · H half-time · B second half · E extra time · P penalties · F full-time · 1/2 team · Esc cancel. In a text field: Alt+key.",
+    keysHint: "Keys: G goal · M miss · S save · O offside · Y yellow · R red · U substitution · N corner · L foul · V VAR · I injury · C comment · K kick-off · H half-time · B second half · E extra time · P penalties · F full-time · 1/2 team · Alt+A lineups · Esc cancel. In a text field: Alt+key.",
     sessionError: "Could not sign in.", networkError: "No connection to the server.",
     forMatch: "match {id}", retracting: "retraction", correcting: "correction",
     history: "History", historyLoading: "Loading the history…",
@@ -59,6 +72,16 @@ const TEXT = {
     conflictNow: "Now: {what}", conflictMine: "Your change: {what}", review: "Review",
     dismiss: "Dismiss", dupGoal: "Already posted by {who} {sec} s ago – post anyway?",
     postAnyway: "Post anyway", someone: "someone else",
+    lineups: "Lineups", luOpen: "Enter the lineups", luEdit: "Edit the lineups",
+    luClose: "Close", luSave: "Save lineups", luNone: "Not entered yet.",
+    luSide: "{team}: {n} players", luSideNone: "{team}: not entered",
+    luHint: "Paste the squad: one \"number name\" a line, (c) for the captain, GK/DF/MF/FW if you have them. The first 11 start – change with Space in the Start column.",
+    squad: "Squad – {team}", formation: "Formation", coach: "Manager", no: "No.", name: "Name",
+    pos: "Pos.", starter: "Start", captain: "Captain", starters: "{n} of 11 in the starting XI",
+    unread: "Line {line} could not be read: {text}", luSaving: "Lineups",
+    secondYellow: "Second yellow: sent off – {who} is already booked. Post anyway?",
+    secondPost: "Post (sending-off)", pin: "Pin", unpin: "Unpin", pinning: "pin",
+    unpinning: "unpin", pinnedBadge: "Pinned", onPitch: "on the pitch", bench: "bench",
   },
 };
 const tx = (key, vars) => {
@@ -114,6 +137,7 @@ let editing = null; // {id, event} while correcting; event.rev goes out as If-Ma
 const conflicts = new Map(); // event id -> {current, changes, kind}: a 409 shown by the event
 const historyOpen = new Set(); // event ids whose history is expanded (kept across re-renders)
 let dupConfirmed = false; // the reporter said "post anyway" to the duplicate-goal question
+let secondConfirmed = false; // ... and "post" to the second-yellow question
 let minuteDirty = false;
 let inFlightKey = ""; // the item the form just queued; a rejection puts it back in the form
 let retryAttempt = 0;
@@ -228,6 +252,7 @@ function rememberPlayers(team, names) {
 }
 
 function updatePlayerList() {
+  // The names used before for the team (the suggestions offer them after the lineup).
   const list = document.getElementById("players");
   const team = currentTeam();
   const names = team ? rememberedPlayers(team) : [];
@@ -236,7 +261,37 @@ function updatePlayerList() {
     option.value = name;
     return option;
   }));
+  for (const box of suggests) box.close();
 }
+
+// ---- player suggestions: the lineup by shirt number or name, then names used before ----
+function lineupOf(team) {
+  return live?.model.lineups?.[team]?.players?.length ? live.model.lineups[team] : null;
+}
+
+/** What a player field offers: "out" the players on the pitch, "in" the bench. */
+function choices(name) {
+  const team = currentTeam();
+  if (!team) return [];
+  const lineup = lineupOf(team);
+  let offered = [];
+  if (lineup) {
+    const { on, bench } = pitch(lineup, [...live.model.events.values()], team);
+    const note = (p) => ({ number: p.number, name: p.name, note: `(${tx("bench")})` });
+    if (name === "player_out") offered = on;
+    else if (name === "player_in") offered = bench;
+    else {
+      const rest = lineup.players.filter((p) => !on.includes(p));
+      offered = [...on, ...rest.map((p) => (bench.includes(p) ? note(p) : p))];
+    }
+    if (name === "player_in" || name === "player_out") return offered;
+  }
+  const known = new Set(offered.map((p) => p.name.trim().toLowerCase()));
+  const remembered = rememberedPlayers(team).filter((n) => !known.has(n.trim().toLowerCase()));
+  return [...offered, ...remembered.map((n) => ({ name: n }))];
+}
+
+const suggests = ["player", "assist", "player_in", "player_out"].map((name) => attachSuggest(field(name), () => choices(name)));
 
 function resetForm({ keepTeam = true } = {}) {
   const team = currentTeam();
@@ -366,6 +421,13 @@ form.addEventListener("submit", (e) => {
       askDuplicate(twin);
       return;
     }
+    // A second yellow for the same player sends him off: said before it goes out.
+    const booked = body.type === "yellow_card" && body.team && body.player && live
+      && hasYellow([...live.model.events.values()], body.team, body.player);
+    if (booked && !secondConfirmed) {
+      askSecond(body.player);
+      return;
+    }
     item = outbox.enqueue({ kind: "add", matchId, body, label: describe(body) });
   }
   inFlightKey = item.key;
@@ -402,7 +464,10 @@ document.addEventListener("keydown", (e) => {
   if (e.altKey) key = e.code.startsWith("Key") ? e.code.slice(3).toLowerCase() : e.code.replace("Digit", "");
   else if (!typing(e.target)) key = e.key.toLowerCase();
   if (!key) return;
-  if (key === "1" || key === "2") {
+  if (key === "a" && e.altKey) {
+    if ($("lu-editor").hidden) openEditor();
+    else closeEditor();
+  } else if (key === "1" || key === "2") {
     setTeam(key === "1" ? "home" : "away");
   } else if (key === "t") {
     setTeam(currentTeam() === "home" ? "away" : "home");
@@ -489,6 +554,13 @@ async function send() {
           // Shown by the event it is about, with what the event is now; not left in the outbox.
           outbox.drop(item.key);
           showConflict(item, error);
+          continue;
+        }
+        if (item.kind === "lineups" && item.matchId === matchId) {
+          // Back into the editor (its rows are still there), the message by the row it is about.
+          outbox.drop(item.key);
+          openEditor({ reload: false });
+          editor.showError(error);
           continue;
         }
         // Rejected straight away: back into the form, with the message by its field.
@@ -668,7 +740,28 @@ function decorate(li, event) {
   hist.dataset.c = "history-toggle";
   hist.setAttribute("aria-label", `${label}: ${what}`);
   hist.setAttribute("aria-expanded", "false");
-  actions.append(edit, retract, hist);
+  const pinned = event.pinned === true;
+  const pin = button(pinned ? tx("unpin") : tx("pin"), "btn btn--small", () => {
+    const shown = live.model.events.get(event.id) || event;
+    const want = shown.pinned !== true;
+    conflicts.delete(event.id);
+    outbox.enqueue({
+      kind: "update", matchId, eventId: event.id, body: { pinned: want },
+      ifMatch: expectedRev(event.id, shown.rev),
+      label: `${tx(want ? "pinning" : "unpinning")}: ${describe(shown)}`,
+    });
+    renderOutbox();
+    send();
+  });
+  pin.dataset.c = "pin";
+  pin.setAttribute("aria-label", `${pin.textContent}: ${what}`);
+  if (pinned) {
+    li.classList.add("ev--pinned");
+    li.querySelector(".ev-head")?.append(Object.assign(document.createElement("span"), {
+      className: "ev-pinned", textContent: tx("pinnedBadge"),
+    }));
+  }
+  actions.append(edit, pin, retract, hist);
   const body = li.querySelector(".ev-body");
   body?.append(actions);
   const panel = document.createElement("div");
@@ -857,7 +950,27 @@ function askDuplicate({ event, sec }) {
 function hideDuplicate() {
   dupConfirmed = false;
   $("dup").hidden = true;
+  secondConfirmed = false;
+  $("second").hidden = true;
 }
+
+function askSecond(who) {
+  $("second-msg").textContent = tx("secondYellow", { who });
+  $("second").hidden = false;
+  $("second-post").focus();
+}
+
+$("second-post").textContent = tx("secondPost");
+$("second-cancel").textContent = tx("cancel");
+$("second-post").addEventListener("click", () => {
+  secondConfirmed = true;
+  $("second").hidden = true;
+  form.requestSubmit();
+});
+$("second-cancel").addEventListener("click", () => {
+  hideDuplicate();
+  field("player")?.focus();
+});
 
 $("dup-post").textContent = tx("postAnyway");
 $("dup-cancel").textContent = tx("cancel");
@@ -923,12 +1036,66 @@ function openMatch(id) {
       $("team-home").textContent = live.model.teamName("home");
       $("team-away").textContent = live.model.teamName("away");
       if (editing && !live.model.events.has(editing.id)) resetForm();
+      lineupStatus();
+      editor.label(); // team names arrive with the snapshot
     },
   });
   const entry = matches.find((m) => m.match.id === id);
   $("team-home").textContent = entry?.match.home?.name || "";
   $("team-away").textContent = entry?.match.away?.name || "";
   resetForm({ keepTeam: false });
+  closeEditor({ focus: false });
+  lineupStatus();
+}
+
+// ---- lineups: entered before kick-off, sent as one PUT through the outbox ----
+const editor = mountLineupEditor({
+  form: $("lu-editor"),
+  tx,
+  teamName: (side) => live?.model.teamName(side) || "",
+  onSave(body) {
+    if (!matchId) return;
+    outbox.enqueue({ kind: "lineups", matchId, body, label: tx("luSaving") });
+    closeEditor();
+    renderOutbox();
+    send();
+  },
+});
+$("lu-save").textContent = tx("luSave");
+$("lu-close").textContent = tx("luClose");
+$("lu-close").addEventListener("click", () => closeEditor());
+$("lu-toggle").addEventListener("click", () => ($("lu-editor").hidden ? openEditor() : closeEditor()));
+$("lu-editor").addEventListener("keydown", (e) => {
+  if (e.key === "Escape") {
+    e.stopPropagation();
+    closeEditor();
+  }
+});
+
+/** Open the editor; by default with the lineups the match has now. */
+function openEditor({ reload = true } = {}) {
+  if (!live) return;
+  if (reload) editor.load(live.model.lineups);
+  editor.label();
+  $("lu-editor").hidden = false;
+  $("lu-toggle").setAttribute("aria-expanded", "true");
+  if (reload) document.getElementById("lu-squad-home")?.focus();
+}
+
+function closeEditor({ focus = true } = {}) {
+  const wasOpen = !$("lu-editor").hidden;
+  $("lu-editor").hidden = true;
+  $("lu-toggle").setAttribute("aria-expanded", "false");
+  if (focus && wasOpen) $("lu-toggle").focus();
+}
+
+function lineupStatus() {
+  const lineups = live?.model.lineups || {};
+  const n = (side) => lineups[side]?.players?.length || 0;
+  const set = n("home") || n("away");
+  const side = (s) => tx(n(s) ? "luSide" : "luSideNone", { team: live.model.teamName(s), n: n(s) });
+  $("lu-status").textContent = set ? `${side("home")} · ${side("away")}` : tx("luNone");
+  $("lu-toggle").textContent = set ? tx("luEdit") : tx("luOpen");
 }
 
 // ---- start ----

@@ -4,6 +4,7 @@ import { mountLive, readSnapshot, transportParam } from "./live.js";
 import { observeServerTime } from "./clock.js";
 import { pageLang } from "./i18n.js";
 import { mountViewers } from "./viewers.js";
+import { buildLineups, buildPinned, renderLineups, renderPinned } from "./lineups.js";
 
 const root = document.documentElement;
 const part = (name) => document.querySelector(`[data-tk="${name}"]`);
@@ -12,7 +13,16 @@ observeServerTime(Number(root.dataset.serverTime));
 
 const lang = pageLang();
 
-mountLive({
+// Lineups and pinned events above the feed (pinned ones are in the server's first paint).
+const feedSection = document.querySelector(".feed-section");
+const pinned = part("pinned") || feedSection.before(buildPinned(document, lang)) || part("pinned");
+const lineups = part("lineups") || pinned.before(buildLineups(document, lang)) || part("lineups");
+const around = (model) => {
+  renderLineups(lineups, model, lang);
+  renderPinned(pinned, model, lang);
+};
+
+const live = mountLive({
   origin: location.origin,
   matchId: snapshot?.match?.id || decodeURIComponent(location.pathname.split("/").pop()),
   lang,
@@ -28,4 +38,6 @@ mountLive({
   stats: part("stats"),
   summary: part("summary"),
   onViewers: mountViewers(part("viewers"), lang).update,
+  onChange: () => live && around(live.model),
 });
+around(live.model);

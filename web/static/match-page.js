@@ -4,6 +4,8 @@ import { mountLive, readSnapshot, transportParam } from "./live.js";
 import { observeServerTime } from "./clock.js";
 import { pageLang, t } from "./i18n.js";
 import { mountViewers } from "./viewers.js";
+import { preserveScroll } from "./render.js";
+import { buildLineups, buildPinned, renderLineups, renderPinned } from "./lineups.js";
 
 const lang = pageLang();
 const part = (name) => document.querySelector(`[data-tk="${name}"]`);
@@ -41,6 +43,19 @@ addEventListener("scroll", () => {
   }
 }, { passive: true });
 
+// Lineups and pinned events sit above the feed; the server may have painted them already.
+const feedSection = document.querySelector(".feed-section");
+const pinned = part("pinned") || feedSection.before(buildPinned(document, lang)) || part("pinned");
+const lineups = part("lineups") || pinned.before(buildLineups(document, lang)) || part("lineups");
+
+function renderAround(model) {
+  // Both sit above the feed: keep the reader's place in it.
+  preserveScroll(part("feed"), () => {
+    renderLineups(lineups, model, lang);
+    renderPinned(pinned, model, lang);
+  });
+}
+
 let live = null;
 live = mountLive({
   origin: location.origin,
@@ -57,6 +72,7 @@ live = mountLive({
   stats: part("stats"),
   summary: part("summary"),
   onChange({ kind, scrolled }) {
+    if (live) renderAround(live.model);
     if (kind === "add" && scrolled) {
       unseen += 1;
       showPill();
@@ -68,6 +84,8 @@ live = mountLive({
     }
   },
 });
+
+renderAround(live.model);
 
 // For people debugging a page in devtools; nothing depends on it.
 window.ticker = live;

@@ -8,6 +8,7 @@ export class MatchModel {
     this.match = null;
     this.state = { score: { home: 0, away: 0 }, phase: "pre_match", minute: 0, added: 0 };
     this.events = new Map(); // id -> event, in log order
+    this.lineups = { home: null, away: null }; // protocol v1.1; null until set
     this.seq = "";
   }
 
@@ -15,6 +16,7 @@ export class MatchModel {
     this.match = snapshot.match || this.match;
     if (snapshot.state) this.state = snapshot.state;
     this.events = new Map((snapshot.events || []).map((e) => [e.id, e]));
+    if (snapshot.lineups) this.lineups = snapshot.lineups;
     this.seq = snapshot.seq || "";
   }
 
@@ -39,6 +41,9 @@ export class MatchModel {
       case "match":
         this.match = op.match;
         return { kind: "match" };
+      case "lineups":
+        this.lineups = op.lineups || this.lineups;
+        return { kind: "lineups" };
       default:
         return null;
     }

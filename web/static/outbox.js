@@ -31,7 +31,7 @@ export function items() {
 }
 
 /**
- * Queue a write; returns the item. `kind`: add | update | remove. `ifMatch`: the event's rev
+ * Queue a write; returns the item. `kind`: add | update | remove | lineups (PUT). `ifMatch`: the event's rev
  * the reporter saw (sent as If-Match, so a change made meanwhile is a 409, not overwritten).
  */
 export function enqueue({ kind, matchId, eventId = null, body = null, label = "", ifMatch = null }) {
@@ -67,6 +67,9 @@ function patch(key, fields) {
 }
 
 export function request(item) {
+  if (item.kind === "lineups") {
+    return { method: "PUT", url: `/api/matches/${encodeURIComponent(item.matchId)}/lineups`, body: item.body };
+  }
   const base = `/api/matches/${encodeURIComponent(item.matchId)}/events`;
   if (item.kind === "add") return { method: "POST", url: base, body: item.body };
   const url = `${base}/${encodeURIComponent(item.eventId)}`;
