@@ -196,3 +196,18 @@ def test_lineups_and_pinned_survive_a_restart_and_reach_other_processes(
             snap = snapshot(admin, match_id)
             assert snap["lineups"] == {"home": as_stored(HOME), "away": None}
             assert [e["pinned"] for e in snap["events"]] == [True]
+
+
+def test_lineups_are_in_the_first_paint(server: TickerServer, match_id: str) -> None:
+    """The fan page and the iframe embed carry the lineups in their HTML, before any script."""
+    with server.admin() as admin:
+        new_match(admin, match_id)
+        page = admin.get(f"/matches/{match_id}").text
+        assert 'data-tk="lineups" part="lineups" hidden' in page  # nothing to show yet
+        r = admin.put(f"/api/matches/{match_id}/lineups", json={"home": HOME})
+        assert r.status_code == 200, r.text
+        for path in (f"/matches/{match_id}", f"/embed/{match_id}"):
+            html = admin.get(path).text
+            assert html.count('data-tk="lineups"') == 1
+            assert 'data-tk="lineups" part="lineups">' in html  # shown
+            assert "Player 11" in html and "Sub 6" in html and "Jacob Neestrup" in html

@@ -296,6 +296,7 @@ async def _match_page(
         "snapshot": script_json(log.snapshot().json),
         "scoreboard": render("scoreboard.html", board, **values),
         "stats": "" if compact else facts.stats_html(lang, match, state),
+        "lineups": facts.lineups_html(lang, match, log.lineups, events),
         "summary": facts.summary_html(lang, match, state, events),
         "feed": feedpaint.feed_html(lang, match, events, compact=compact, limit=limit),
         "empty_hidden": " hidden" if events else "",
