@@ -106,7 +106,28 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         # The head is complete and the connection leaves this protocol: no body to wait for.
         self._phase = _IDLE
         self._cancel_deadline()
-        super().handle_websocket_upgrade()
+        # This protocol is done, but its parser holds its callbacks: a cycle of ~20 objects
+        # per WebSocket for the garbage collector (whose passes over every fan's objects
+        # would cost a connect more than all the rest of the handshake) unless broken here.
+        self.parser = None  # type: ignore[assignment]
+        if not hasattr(self.ws_protocol_class, "take_over"):
+            super().handle_websocket_upgrade()
+            return
+        # ticker.fastws: hand over the head as parsed, not as bytes to parse again.
+        self.connections.discard(self)
+        protocol = self.ws_protocol_class(  # type: ignore[call-arg, misc]
+            config=self.config, server_state=self.server_state, app_state=self.app_state
+        )
+        self.transport.set_protocol(protocol)
+        protocol.take_over(  # type: ignore[union-attr]
+            self.transport,
+            self.scope["method"],
+            self.url,
+            self.headers,
+            self.client,
+            self.server,
+            self.scheme == "https",
+        )
 
     def _expired(self) -> None:
         self._deadline = None
