@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from ticker.httpproto import DeadlineHttpProtocol
+    from ticker.httpproto import FrontProtocol
 
     if settings.workers > 1 and not settings.redis_url:
         raise SettingsError(
@@ -56,7 +56,7 @@ def serve(settings: Settings) -> None:
         "port": settings.port,
         # A partial, not a class made here: worker processes get it pickled by reference.
         "http": functools.partial(
-            DeadlineHttpProtocol,
+            FrontProtocol,
             head_timeout=settings.head_timeout,
             body_timeout=settings.body_timeout,
         ),

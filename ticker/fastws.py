@@ -44,7 +44,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
+from uvicorn.protocols.utils import ClientDisconnected, is_ssl
 
 from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError, parse_close
 from ticker.wire import ws_close_frame, ws_frame
@@ -73,6 +73,14 @@ def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
         lines.append(b"content-type: text/plain; charset=utf-8")
     lines.append(b"connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    """A peer or socket name as uvicorn puts it in a scope (asking the transport for its
+    `socket`, as uvicorn does, builds an object per call)."""
+    if isinstance(info, tuple | list) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
 
 
 def _abort(transport: asyncio.Transport) -> None:
@@ -246,9 +254,7 @@ class _FirstStep:
         except StopIteration:
             return
         finally:
-            conn._holding = False
-            if conn._held:
-                conn._write_held(b"")
+            conn._end_hold()
         while True:  # the rest as `await coro` would run it
             try:
                 value = yield message
@@ -280,6 +286,7 @@ class TickerWebSocketProtocol(_Endpoint):
         "_inbox",
         "_inbox_waiter",
         "_key",
+        "_unread",
         "_writable",
         "app",
         "app_state",
@@ -322,6 +329,10 @@ class TickerWebSocketProtocol(_Endpoint):
         # The 101 response, held while the app's first step runs (see `_FirstStep`).
         self._held = b""
         self._holding = False
+        # Reading is paused from the head until the app accepts; while the 101 is held,
+        # until the step ends or the hub adopts the socket (so that `set_protocol` finds
+        # it paused and need not stop and restart it: two syscalls each).
+        self._unread = False
         self.reader = FrameReader(config.ws_max_size)
         # ASGI messages for the app, in order; a ProtocolError in it fails the connection
         # once the app has read what came before it.
@@ -425,8 +436,8 @@ class TickerWebSocketProtocol(_Endpoint):
             get,
             parts[1] if get else b"",
             headers,
-            get_remote_addr(transport),
-            get_local_addr(transport),
+            _address(transport.get_extra_info("peername")),
+            _address(transport.get_extra_info("sockname")),
             is_ssl(transport),
         )
 
@@ -489,10 +500,20 @@ class TickerWebSocketProtocol(_Endpoint):
                 app = direct[2]
         # Nothing more is read until the app accepts: a client cannot queue bytes here.
         self.transport.pause_reading()
+        self._unread = True
         step = _FirstStep(self, self._run_asgi(scope, app))
         task = asyncio.get_running_loop().create_task(_run_first_step(step))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _end_hold(self) -> None:
+        self._holding = False
+        if self._held:
+            self._write_held(b"")
+        if self._unread and self.state in (_OPEN, _CLOSING):
+            self._unread = False
+            if not self.read_paused:  # (paused for the app's inbox: it resumes then)
+                self.transport.resume_reading()
 
     def _write_held(self, data: bytes) -> None:
         held, self._held = self._held, b""
@@ -608,8 +629,9 @@ class TickerWebSocketProtocol(_Endpoint):
             self.write = self._write_held
         else:
             self.write(b"\r\n".join(head))
+            self._unread = False
+            self.transport.resume_reading()
         self.state = _OPEN
-        self.transport.resume_reading()
         if self._buf:  # frames that came with the handshake
             early, self._buf = self._buf, b""
             self._frames(early)
@@ -667,8 +689,8 @@ class TickerWebSocketProtocol(_Endpoint):
         self.connections.add(fan)
         self.transport.set_protocol(fan)
         self.transport.set_write_buffer_limits(high=high_water)
-        if self.read_paused:
-            self.read_paused = False
+        if self.read_paused or self._unread:
+            self.read_paused = self._unread = False
             self.transport.resume_reading()
         held, self._held = self._held, b""
         self.write = fan.write
