@@ -23,6 +23,14 @@ that does not finish the closing handshake within CLOSE_TIMEOUT, or does not ans
 keepalive ping, is aborted, reset when bytes for it are stuck in the kernel, never left
 waiting for a drain that will not come.
 
+A connect is lean too, since a reconnect storm is thousands of them. The head is parsed
+once: `httpproto.FrontProtocol` hands one that arrives whole straight here as bytes, and
+`httpproto.DeadlineHttpProtocol` hands one it parsed over as parsed (`take_over`). The
+app's direct route (`app.state.direct_websocket`: the fans' `/ws/matches/{id}`) is called
+without its middleware and router. During the app's first step the 101 response is held,
+so that it goes out in one write with the catch-up, and reading stays paused until the hub
+adopts the socket (no stop and restart of it around `set_protocol`).
+
 For other ASGI servers (or `TICKER_WS=plain`) `streams.py` serves the same hub through
 plain ASGI sends. Select this one with `uvicorn --ws ticker.fastws:TickerWebSocketProtocol`.
 """

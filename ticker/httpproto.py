@@ -10,6 +10,10 @@ JSON error when part of a request came, and the connection is closed.
 
 One timer per connection at most, and only while a request is incomplete after a read: a
 request that arrives whole in one read (nearly all of them) costs no timer.
+
+`FrontProtocol` is every connection's first protocol (it holds the head's deadline until
+the first read): a fan's WebSocket upgrade that arrives whole goes from it straight to
+`ticker.fastws`; everything else to `DeadlineHttpProtocol`.
 """
 
 from __future__ import annotations
