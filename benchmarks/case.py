@@ -57,7 +57,11 @@ class Result:
     ok: bool = False
     problems: list[str] = field(default_factory=list)
     conn_per_s: float | None = None
+    # Server CPU (utime + stime of its process tree) over the connect phase only, per
+    # 1,000 fans: what a handshake, catch-up and adoption cost, whatever the clients do.
+    setup_cpu_ms_per_1k: float | None = None
     client_busy_connect: float | None = None
+    load_avg: float | None = None  # 1-minute load average as the connect phase began
     rss_before_kib: int | None = None
     rss_after_kib: int | None = None
     rss_per_conn_kib: float | None = None
@@ -117,7 +121,8 @@ async def run(target: Target, n: int, s: Settings, ctx: Context, label: str) -> 
 
         ours = [os.getpid(), *procs.descendants(server.pid), *workers.pids, *ctx.own_pids]
         machine0, ours0, t_others = procs.machine_ticks(), procs.pids_ticks(ours), time.monotonic()
-        await _connect(result, workers, port, path, n, s)
+        result.load_avg = os.getloadavg()[0]
+        await _connect(result, workers, port, path, n, s, procs.descendants(server.pid))
         await asyncio.sleep(s.settle)
         result.rss_after_kib = procs.rss_kib(procs.descendants(server.pid))
         result.rss_per_conn_kib = (result.rss_after_kib - result.rss_before_kib) / n
@@ -159,11 +164,19 @@ def _client_cpus(ctx: Context) -> set[int] | None:
 
 
 async def _connect(
-    result: Result, workers: Workers, port: int, path: str, n: int, s: Settings
+    result: Result,
+    workers: Workers,
+    port: int,
+    path: str,
+    n: int,
+    s: Settings,
+    server_tree: list[int],
 ) -> None:
+    server0 = procs.cpu_seconds(server_tree)
     cpu0, t0 = workers.cpu_seconds(), time.monotonic_ns()
     replies = await workers.connect(port, path, n, s.concurrency, limit=60 + n / 200)
     cpu1 = workers.cpu_seconds()
+    result.setup_cpu_ms_per_1k = (procs.cpu_seconds(server_tree) - server0) / n * 1e6
     failed = sum(r["failed"] for r in replies)
     if failed:
         raise RuntimeError(f"{failed} of {n} fans could not connect (see the clients log)")

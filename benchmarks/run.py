@@ -264,7 +264,9 @@ def _summary(r: case.Result) -> str:
         f"ok in {r.seconds:.0f}s: {report._f(r.deliveries_per_s, ',.0f')} deliveries/s, "
         f"other load {report._pct(r.other_load)}, "
         f"p99 {report._f(r.p99_ms, '.1f')} ms, {report._f(r.rss_per_conn_kib, '.1f')} KiB/conn, "
-        f"{report._f(r.conn_per_s, ',.0f')} conn/s"
+        f"{report._f(r.conn_per_s, ',.0f')} conn/s, "
+        f"setup {report._f(r.setup_cpu_ms_per_1k, '.0f')} ms CPU/1k conn, "
+        f"load avg {report._f(r.load_avg, '.2f')}"
     )
 
 

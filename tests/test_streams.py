@@ -328,3 +328,52 @@ def test_reconnect_storm_reads_history_once(  # type: ignore[no-untyped-def]
         t.join(30)
     assert len(got) == 50
     assert _xrange_calls(redis_server) - before <= 2
+
+
+def _read_frame(sock: socket.socket, got: bytes) -> tuple[int, bytes, bytes]:
+    """(opcode, payload, the bytes after it) of the first unmasked frame in `got` + reads."""
+    while True:
+        if len(got) >= 10:
+            size, at = got[1] & 0x7F, 2
+            if size == 126:
+                size, at = int.from_bytes(got[2:4], "big"), 4
+            elif size == 127:
+                size, at = int.from_bytes(got[2:10], "big"), 10
+            if len(got) >= at + size:
+                return got[0] & 0x0F, got[at : at + size], got[at + size :]
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a whole frame"
+        got += chunk
+
+
+@pytest.mark.parametrize("pieces", [1, 3], ids=["whole", "in-pieces"])
+def test_a_fan_connects_whether_its_head_comes_whole_or_in_pieces(  # type: ignore[no-untyped-def]
+    make_server, match_id: str, pieces: int
+) -> None:
+    """A whole head goes from the first protocol straight to fastws; one in pieces through
+    the HTTP protocol, which hands it over parsed. Either way: the 101, then the snapshot."""
+    server = make_server()
+    with server.admin() as admin:
+        new_match(admin, match_id)
+    head = (
+        f"GET /ws/matches/{match_id} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        step = -(-len(head) // pieces)
+        for at in range(0, len(head), step):
+            sock.sendall(head[at : at + step])
+            time.sleep(0.1)  # separate reads on the server
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+        response, _, rest = got.partition(b"\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 101 "), response
+        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in response  # RFC 6455's example key
+        opcode, payload, _ = _read_frame(sock, rest)
+        assert opcode == 1
+        assert json.loads(payload)["op"] == "snapshot"

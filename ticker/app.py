@@ -35,7 +35,7 @@ from ticker.kv import create_store
 from ticker.limits import Limits, StreamSlots, create_limiter
 from ticker.presence import Reporters, Viewers
 from ticker.settings import Settings
-from ticker.streams import sse_endpoint, websocket_endpoint
+from ticker.streams import sse_endpoint, websocket_direct, websocket_endpoint
 
 log = logging.getLogger("ticker")
 
@@ -321,6 +321,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.limits = limits
     # Open streams per client address (limits.address(scope)), for the stream endpoints.
     app.state.stream_slots = StreamSlots(settings.max_streams_per_address)
+    # ticker.fastws serves the fans' route itself, past the middleware and the router (none
+    # of them acts on a WebSocket): a connect costs no more than the endpoint's own work.
+    app.state.direct_websocket = ("/ws/matches/", "match_id", websocket_direct)
     app.state.auth = Auth(engine, store, limits, settings)
     return app
 

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from ticker.httpproto import DeadlineHttpProtocol
+    from ticker.httpproto import FrontProtocol
 
     if settings.workers > 1 and settings.engine_name != "redis":
         raise SettingsError(
@@ -58,7 +58,7 @@ def serve(settings: Settings) -> None:
         "port": settings.port,
         # A partial, not a class made here: worker processes get it pickled by reference.
         "http": functools.partial(
-            DeadlineHttpProtocol,
+            FrontProtocol,
             head_timeout=settings.head_timeout,
             body_timeout=settings.body_timeout,
         ),

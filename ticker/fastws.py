@@ -23,6 +23,14 @@ that does not finish the closing handshake within CLOSE_TIMEOUT, or does not ans
 keepalive ping, is aborted, reset when bytes for it are stuck in the kernel, never left
 waiting for a drain that will not come.
 
+A connect is lean too, since a reconnect storm is thousands of them. The head is parsed
+once: `httpproto.FrontProtocol` hands one that arrives whole straight here as bytes, and
+`httpproto.DeadlineHttpProtocol` hands one it parsed over as parsed (`take_over`). The
+app's direct route (`app.state.direct_websocket`: the fans' `/ws/matches/{id}`) is called
+without its middleware and router. During the app's first step the 101 response is held,
+so that it goes out in one write with the catch-up, and reading stays paused until the hub
+adopts the socket (no stop and restart of it around `set_protocol`).
+
 For other ASGI servers (or `TICKER_WS=plain`) `streams.py` serves the same hub through
 plain ASGI sends. Select this one with `uvicorn --ws ticker.fastws:TickerWebSocketProtocol`.
 """
@@ -39,12 +47,12 @@ import socket
 import struct
 import termios
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
+from uvicorn.protocols.utils import ClientDisconnected, is_ssl
 
 from ticker.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, ProtocolError, parse_close
 from ticker.wire import ws_close_frame, ws_frame
@@ -73,6 +81,14 @@ def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
         lines.append(b"content-type: text/plain; charset=utf-8")
     lines.append(b"connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    """A peer or socket name as uvicorn puts it in a scope (asking the transport for its
+    `socket`, as uvicorn does, builds an object per call)."""
+    if isinstance(info, tuple | list) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
 
 
 def _abort(transport: asyncio.Transport) -> None:
@@ -173,7 +189,7 @@ class AdoptedFan(_Endpoint):
         on_slow: Callable[[AdoptedFan], None],
     ) -> None:
         self.transport = bridge.transport
-        self.write = bridge.write
+        self.write = bridge.transport.write
         self.reader = bridge.reader
         self.connections = bridge.connections
         self.state = _OPEN
@@ -221,6 +237,51 @@ class AdoptedFan(_Endpoint):
         self.close_timer = asyncio.get_running_loop().call_later(deadline, self.abort)
 
 
+# A route served without the app's middleware and router: (path prefix, name of the path
+# parameter that is the rest of the path, its ASGI app). An app offers one in
+# `app.state.direct_websocket`, for a route that no middleware of it acts on.
+DirectRoute = tuple[str, str, Callable[..., Awaitable[None]]]
+
+
+class _FirstStep:
+    """Awaited by a connection's task: runs the app's coroutine, holding the 101 response
+    during its first step (until it first waits, or ends) so that the response goes out
+    in one write with what follows it: for a fan, its catch-up (or a close frame)."""
+
+    __slots__ = ("conn", "coro")
+
+    def __init__(self, conn: TickerWebSocketProtocol, coro: Coroutine[Any, Any, None]) -> None:
+        self.conn = conn
+        self.coro = coro
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        conn, coro = self.conn, self.coro
+        conn._holding = True
+        try:
+            message = coro.send(None)
+        except StopIteration:
+            return
+        finally:
+            conn._end_hold()
+        while True:  # the rest as `await coro` would run it
+            try:
+                value = yield message
+            except BaseException as exc:  # e.g. the task's cancellation
+                try:
+                    message = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    message = coro.send(value)
+                except StopIteration:
+                    return
+
+
+async def _run_first_step(step: _FirstStep) -> None:
+    await step
+
+
 class TickerWebSocketProtocol(_Endpoint):
     """One WebSocket connection: handshake and ASGI bridge, until the hub adopts it."""
 
@@ -228,9 +289,12 @@ class TickerWebSocketProtocol(_Endpoint):
         "_buf",
         "_connect_sent",
         "_denial",
+        "_held",
+        "_holding",
         "_inbox",
         "_inbox_waiter",
         "_key",
+        "_unread",
         "_writable",
         "app",
         "app_state",
@@ -238,6 +302,7 @@ class TickerWebSocketProtocol(_Endpoint):
         "config",
         "connections",
         "default_headers",
+        "direct",
         "read_paused",
         "scope",
         "tasks",
@@ -254,6 +319,9 @@ class TickerWebSocketProtocol(_Endpoint):
             config.load()
         self.config = config
         self.app = config.loaded_app
+        self.direct: DirectRoute | None = getattr(
+            getattr(self.app, "state", None), "direct_websocket", None
+        )
         self.app_state = app_state
         self.connections: set[Any] = server_state.connections
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
@@ -266,6 +334,13 @@ class TickerWebSocketProtocol(_Endpoint):
         self._connect_sent = False
         self._denial: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
         self._buf = b""
+        # The 101 response, held while the app's first step runs (see `_FirstStep`).
+        self._held = b""
+        self._holding = False
+        # Reading is paused from the head until the app accepts; while the 101 is held,
+        # until the step ends or the hub adopts the socket (so that `set_protocol` finds
+        # it paused and need not stop and restart it: two syscalls each).
+        self._unread = False
         self.reader = FrameReader(config.ws_max_size)
         # ASGI messages for the app, in order; a ProtocolError in it fails the connection
         # once the app has read what came before it.
@@ -283,6 +358,22 @@ class TickerWebSocketProtocol(_Endpoint):
         self.transport = transport  # type: ignore[assignment]
         self.write = self.transport.write
         self.connections.add(self)
+
+    def take_over(
+        self,
+        transport: asyncio.Transport,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: bool,
+    ) -> None:
+        """Take a connection whose upgrade request an HTTP protocol has parsed already
+        (`ticker.httpproto`): no second parse of the head, no second look-up of the
+        addresses."""
+        self.connection_made(transport)
+        self._upgrade(method == "GET", target, headers, client, server, tls)
 
     def data_received(self, data: bytes) -> None:
         if self.state == _CONNECTING:
@@ -337,46 +428,68 @@ class TickerWebSocketProtocol(_Endpoint):
         self._finish()
 
     def _handshake(self, head: bytes) -> None:
+        """The head as bytes (uvicorn's own HTTP protocols hand it over so)."""
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
         headers: list[tuple[bytes, bytes]] = []
-        key = b""
-        upgrade = version = False
-        subprotocols: list[str] = []
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             if not sep:
                 self._reject(400, b"malformed header line")
                 return
-            name, value = name.strip().lower(), value.strip()
-            headers.append((name, value))
+            headers.append((name.strip().lower(), value.strip()))
+        transport = self.transport
+        get = len(parts) == 3 and parts[0] == b"GET"
+        self._upgrade(
+            get,
+            parts[1] if get else b"",
+            headers,
+            _address(transport.get_extra_info("peername")),
+            _address(transport.get_extra_info("sockname")),
+            is_ssl(transport),
+        )
+
+    def _upgrade(
+        self,
+        get: bool,
+        target_bytes: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        tls: bool,
+    ) -> None:
+        key = b""
+        upgrade = version = False
+        subprotocols: list[str] = []
+        for name, value in headers:  # names are lower case
             if name == b"sec-websocket-key":
-                key = value
+                key = value.strip()
             elif name == b"upgrade":
                 upgrade = b"websocket" in value.lower()
             elif name == b"sec-websocket-version":
-                version = value == b"13"
+                version = value.strip() == b"13"
             elif name == b"sec-websocket-protocol":
                 subprotocols += [p.strip() for p in value.decode("latin-1").split(",")]
-        if len(parts) != 3 or parts[0] != b"GET" or not upgrade or not version or not key:
+        if not get or not upgrade or not version or not key:
             self._reject(400, b"not a valid WebSocket upgrade request")
             return
         try:
-            target = parts[1].decode("ascii")
+            target = target_bytes.decode("ascii")
         except UnicodeDecodeError:
             self._reject(400, b"request target must be ASCII")
             return
         raw_path, _, query = target.partition("?")
         root = self.config.root_path
-        self.scope = {
+        route_path = unquote(raw_path)
+        self.scope = scope = {
             "type": "websocket",
             "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
             "http_version": "1.1",
-            "scheme": "wss" if is_ssl(self.transport) else "ws",
-            "server": get_local_addr(self.transport),
-            "client": get_remote_addr(self.transport),
+            "scheme": "wss" if tls else "ws",
+            "server": server,
+            "client": client,
             "root_path": root,
-            "path": root + unquote(raw_path),
+            "path": root + route_path,
             "raw_path": (root + raw_path).encode("ascii"),
             "query_string": query.encode("ascii"),
             "headers": headers,
@@ -385,15 +498,39 @@ class TickerWebSocketProtocol(_Endpoint):
             "extensions": {"websocket.http.response": {}, EXTENSION: self},
         }
         self._key = key
+        app = self.app
+        direct = self.direct
+        if direct is not None and route_path.startswith(direct[0]):
+            param = route_path[len(direct[0]) :]
+            if param and "/" not in param:  # what the router's `{param}` would match
+                scope["app"] = app
+                scope["path_params"] = {direct[1]: param}
+                app = direct[2]
         # Nothing more is read until the app accepts: a client cannot queue bytes here.
         self.transport.pause_reading()
-        task = asyncio.get_running_loop().create_task(self._run_asgi(self.scope))
+        self._unread = True
+        step = _FirstStep(self, self._run_asgi(scope, app))
+        task = asyncio.get_running_loop().create_task(_run_first_step(step))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run_asgi(self, scope: dict[str, Any]) -> None:
+    def _end_hold(self) -> None:
+        self._holding = False
+        if self._held:
+            self._write_held(b"")
+        if self._unread and self.state in (_OPEN, _CLOSING):
+            self._unread = False
+            if not self.read_paused:  # (paused for the app's inbox: it resumes then)
+                self.transport.resume_reading()
+
+    def _write_held(self, data: bytes) -> None:
+        held, self._held = self._held, b""
+        self.write = self.transport.write
+        self.write(held + data)
+
+    async def _run_asgi(self, scope: dict[str, Any], app: Callable[..., Awaitable[None]]) -> None:
         try:
-            await self.app(scope, self._receive, self._send)
+            await app(scope, self._receive, self._send)
         except ClientDisconnected:
             pass
         except BaseException:
@@ -494,9 +631,15 @@ class TickerWebSocketProtocol(_Endpoint):
         if message.get("subprotocol"):
             head.append(b"sec-websocket-protocol: " + message["subprotocol"].encode())
         head += [n + b": " + v for n, v in (*self.default_headers, *message.get("headers", []))]
-        self.write(b"\r\n".join(head) + b"\r\n\r\n")
+        head.append(b"\r\n")
+        if self._holding:  # sent with the next write, at the latest when the step ends
+            self._held = b"\r\n".join(head)
+            self.write = self._write_held
+        else:
+            self.write(b"\r\n".join(head))
+            self._unread = False
+            self.transport.resume_reading()
         self.state = _OPEN
-        self.transport.resume_reading()
         if self._buf:  # frames that came with the handshake
             early, self._buf = self._buf, b""
             self._frames(early)
@@ -539,10 +682,11 @@ class TickerWebSocketProtocol(_Endpoint):
         high_water: int,
         on_lost: Callable[[AdoptedFan], None],
         on_slow: Callable[[AdoptedFan], None],
+        catch_up: bytes = b"",
     ) -> AdoptedFan | None:
         """Hand the connection to the hub: the app returns and the transport gets a small
         protocol of its own. The slow-fan guard (`high_water`, `on_slow`) is in place
-        before this returns, so before the caller writes the catch-up."""
+        before `catch_up` (frames) is written, in one write with a held 101 response."""
         if self.state != _OPEN or self.reader.done:
             return None
         fan = AdoptedFan(self, on_lost, on_slow)
@@ -553,9 +697,13 @@ class TickerWebSocketProtocol(_Endpoint):
         self.connections.add(fan)
         self.transport.set_protocol(fan)
         self.transport.set_write_buffer_limits(high=high_water)
-        if self.read_paused:
-            self.read_paused = False
+        if self.read_paused or self._unread:
+            self.read_paused = self._unread = False
             self.transport.resume_reading()
+        held, self._held = self._held, b""
+        self.write = fan.write
+        if held or catch_up:
+            fan.write(held + catch_up)
         return fan
 
 

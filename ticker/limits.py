@@ -139,7 +139,7 @@ def client_address(scope: Scope, trusted: tuple[Network, ...]) -> str:
     """The client's address, for every limit alike (see the module's docstring)."""
     client = scope.get("client")
     address = str(client[0]) if client else "unknown"
-    if not _trusted(address, trusted):
+    if not trusted or not _trusted(address, trusted):  # (no parse when none is trusted)
         return address
     hops = [
         hop.strip()
