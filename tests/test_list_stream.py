@@ -19,6 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.browser_util import post_event
 from tests.conftest import RedisServer, TickerServer, new_match
 from tests.test_socket_faults import subscribers, wait_for
+from tests.test_streams import _raw_ws
 
 Msg = dict[str, Any]
 # A new match shows up at the next re-list (every 5 s): a generous bound to wait for it.
@@ -216,3 +217,14 @@ def test_list_streams_drain_on_sigterm_and_are_refused_meanwhile(make_server: An
                     ws.recv(timeout=10)
             assert ws.close_code == 1012
     server.proc.wait(15)
+
+
+def test_a_list_client_that_never_answers_pings_is_dropped(make_server: Any) -> None:
+    """A phone that lost its network: the list stream is pinged like a fan's, and aborted."""
+    server = make_server(env={"TICKER_PING_INTERVAL": "1"})
+    silent = _raw_ws(server.port, "/ws/matches")  # never reads, never answers a ping
+    with contextlib.closing(silent), list_ws(server) as good:
+        good.recv(timeout=5)
+        wait_for("both list streams open", lambda: subscribers(server) == 2)
+        wait_for("the silent one dropped", lambda: subscribers(server) == 1, timeout=15)
+    wait_for("the good one gone too", lambda: subscribers(server) == 0)

@@ -234,6 +234,8 @@ class Hub:
             for group in list(self.groups.values()):
                 for sink in list(group.raw):
                     sink.keepalive()
+            for conn in list(self.matchlist.pinged):
+                conn.keepalive()
 
     @property
     def subscribers(self) -> int:
@@ -275,6 +277,9 @@ class MatchList:
         self.hub = hub
         self.interval = interval
         self.sinks: dict[Sink, frozenset[str] | None] = {}  # subscriber -> its ids, or all
+        # Their WebSockets on the raw-capable server: pinged with the fans (`Hub.keepalive`),
+        # so one whose client vanished (a phone off the network) is aborted, not kept.
+        self.pinged: set[RawSink] = set()
         self.logs: dict[str, MatchLog] = {}  # watched for the list
         self.viewers: dict[str, int] = {}  # the count each match's last summary carried
         self.count: Callable[[str], int] = lambda match_id: 0

@@ -367,10 +367,15 @@ async def list_websocket_endpoint(websocket: WebSocket) -> None:
         except EngineUnavailable:
             await websocket.close(CLOSE_TRY_AGAIN, "storage unavailable; retry")
             return
+        raw = raw_channel(websocket.scope)
+        if raw is not None:
+            hub.matchlist.pinged.add(raw)
         try:
             await _serve_queued(websocket, sink)
         finally:
             hub.matchlist.leave(sink)
+            if raw is not None:
+                hub.matchlist.pinged.discard(raw)
     finally:
         release()
 
