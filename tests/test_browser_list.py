@@ -87,3 +87,27 @@ def test_the_match_list_keeps_every_card_live_over_one_connection(
     assert len(streams) == 1, streams
     assert streams[0].endswith("/ws/matches")
     assert axe_violations(page) == []
+
+
+def test_without_websockets_the_list_runs_over_one_sse_stream(
+    make_server: Any, match_id: str, page: Page
+) -> None:
+    server = make_server(env={"TICKER_VIEWERS_INTERVAL": "0.5"})
+    page.add_init_script("delete window.WebSocket")  # a proxy or browser without WebSocket
+    streams: list[str] = []
+    page.on("websocket", lambda ws: streams.append(ws.url))
+    page.on("request", lambda r: streams.append(r.url) if "/sse/" in r.url else None)
+    one, later = f"{match_id}-a", f"{match_id}-c"
+    with server.admin() as api:
+        new_match(api, one)
+        page.goto(server.url + "/")
+        card = page.locator(f"a[href='/matches/{one}']")
+        expect(card).to_have_count(1)
+        post_event(api, one, type="kickoff")
+        expect(card.locator(".card-phase")).to_have_text("1. halvleg")
+        post_event(api, one, type="goal", team="home", player="Lerager")
+        expect(card.locator(".card-score span").nth(0)).to_have_text("1")
+        new_match(api, later)
+        expect(page.locator(f"a[href='/matches/{later}']")).to_have_count(1)
+    assert len(streams) == 1, streams
+    assert streams[0].endswith("/sse/matches")
