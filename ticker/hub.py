@@ -189,7 +189,7 @@ class Hub:
             group.viewers.discard(sink)
         if not group and self.groups.get(group.match_id) is group:
             del self.groups[group.match_id]
-            if group.match_id not in self.matchlist.logs:  # the list still needs its ops
+            if not self.matchlist.needs(group.match_id):
                 self.engine.unwatch(group.match_id)
 
     def close_all(self, code: int = CLOSE_RESTART, reason: str = "server restarting") -> None:
@@ -281,6 +281,7 @@ class MatchList:
         # so one whose client vanished (a phone off the network) is aborted, not kept.
         self.pinged: set[RawSink] = set()
         self.logs: dict[str, MatchLog] = {}  # watched for the list
+        self._watching: set[str] = set()  # being watched for it (engine.watch under way)
         self.viewers: dict[str, int] = {}  # the count each match's last summary carried
         self.count: Callable[[str], int] = lambda match_id: 0
         self._task: asyncio.Task[None] | None = None
@@ -313,6 +314,11 @@ class MatchList:
         if self._task is None:
             self._task = asyncio.create_task(self._relist())
 
+    def needs(self, match_id: str) -> bool:
+        """Whether the list watches the match (or is starting to): a fan's group leaving
+        must not unwatch it."""
+        return match_id in self.logs or match_id in self._watching
+
     def leave(self, sink: Sink) -> None:
         self.sinks.pop(sink, None)
         self._release()
@@ -325,7 +331,8 @@ class MatchList:
             return
         self._task = None
         for match_id in self.logs:
-            if match_id not in self.hub.groups:
+            # Nor a match a fan watches, or is starting to (its group not made yet).
+            if match_id not in self.hub.groups and match_id not in self.hub._joining:
                 self.hub.engine.unwatch(match_id)
         self.logs.clear()
         self.viewers.clear()
@@ -333,11 +340,14 @@ class MatchList:
     async def _sync(self) -> None:
         """Watch every match storage has; the new ones' summaries go out."""
         for mlog in await self.hub.engine.logs():
-            if mlog.id not in self.logs:
+            if mlog.id not in self.logs and mlog.id not in self._watching:
+                self._watching.add(mlog.id)
                 try:
                     self.logs[mlog.id] = await self.hub.engine.watch(mlog.id)
                 except MatchNotFound:  # gone meanwhile
                     continue
+                finally:
+                    self._watching.discard(mlog.id)
                 if self.sinks:
                     self.publish(self.logs[mlog.id])
 
