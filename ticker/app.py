@@ -35,7 +35,13 @@ from ticker.kv import create_store
 from ticker.limits import Limits, StreamSlots, create_limiter
 from ticker.presence import Reporters, Viewers
 from ticker.settings import Settings
-from ticker.streams import sse_endpoint, websocket_direct, websocket_endpoint
+from ticker.streams import (
+    list_sse_endpoint,
+    list_websocket_endpoint,
+    sse_endpoint,
+    websocket_direct,
+    websocket_endpoint,
+)
 
 log = logging.getLogger("ticker")
 
@@ -291,6 +297,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *api.routes,
         *presence.routes,
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        WebSocketRoute("/ws/matches", list_websocket_endpoint),
+        Route("/sse/matches", list_sse_endpoint),
         WebSocketRoute("/ws/matches/{match_id}", websocket_endpoint),
         Route("/sse/matches/{match_id}", sse_endpoint),
         *discovery.routes,

@@ -18,13 +18,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ticker import metrics
 from ticker.engines.base import Engine
+from ticker.errors import MatchNotFound
 from ticker.log import MatchLog
 from ticker.model import Op
-from ticker.wire import Message
+from ticker.state import PERIOD_START, PERIODS, parse_at
+from ticker.wire import Message, dumps
 
 if TYPE_CHECKING:
     from ticker.presence import ViewerSet
@@ -90,6 +92,7 @@ class Hub:
         self.groups: dict[str, Group] = {}
         self._joining: dict[str, asyncio.Future[Group]] = {}
         self.closing = False
+        self.matchlist = MatchList(self)
 
     def on_ops(self, match_id: str, ops: list[Op]) -> None:
         """Engine callback: new ops of a watched match, in order, once each."""
@@ -99,6 +102,7 @@ class Hub:
             for op in ops:
                 group.publish(op.message)
                 metrics.sent(len(group), started)  # per op, not per fan
+        self.matchlist.on_ops(match_id)
 
     def on_reset(self, match_id: str, mlog: MatchLog | None) -> None:
         """Engine callback: storage no longer holds the log this process had (it lost ops,
@@ -107,6 +111,7 @@ class Hub:
         Fans get a snapshot with `"reset": true` of the log as storage has it, and live
         ops from it; when the match is gone they are closed with 4404 (unknown match).
         """
+        self.matchlist.on_reset(match_id, mlog)
         group = self.groups.get(match_id)
         if group is None:
             return
@@ -184,7 +189,8 @@ class Hub:
             group.viewers.discard(sink)
         if not group and self.groups.get(group.match_id) is group:
             del self.groups[group.match_id]
-            self.engine.unwatch(group.match_id)
+            if not self.matchlist.needs(group.match_id):
+                self.engine.unwatch(group.match_id)
 
     def close_all(self, code: int = CLOSE_RESTART, reason: str = "server restarting") -> None:
         """Tell every subscriber to go (graceful shutdown): they reconnect with `since`."""
@@ -193,6 +199,7 @@ class Hub:
             sinks: list[RawSink | Sink] = [*group.raw, *group.sinks]
             for sink in sinks:
                 sink.close(code, reason)
+        self.matchlist.close_all(code, reason)
 
     async def drain(
         self, seconds: float, code: int = CLOSE_RESTART, reason: str = "server restarting"
@@ -200,7 +207,7 @@ class Hub:
         """Refuse new subscribers and close the present ones spread evenly over `seconds`, so
         they come back to the other servers in a trickle rather than all at once."""
         self.closing = True
-        sinks: list[RawSink | Sink] = []
+        sinks: list[RawSink | Sink] = [*self.matchlist.sinks]
         for group in list(self.groups.values()):
             sinks += [*group.raw, *group.sinks]
         loop = asyncio.get_running_loop()
@@ -227,7 +234,161 @@ class Hub:
             for group in list(self.groups.values()):
                 for sink in list(group.raw):
                     sink.keepalive()
+            for conn in list(self.matchlist.pinged):
+                conn.keepalive()
 
     @property
     def subscribers(self) -> int:
-        return sum(len(g) for g in self.groups.values())
+        return sum(len(g) for g in self.groups.values()) + len(self.matchlist.sinks)
+
+
+LIST_INTERVAL = 5.0  # seconds between the match list's re-lists (TICKER_VIEWERS_INTERVAL)
+
+
+def clock_start(mlog: MatchLog) -> float | None:
+    """When the running period's clock started (epoch seconds), or None: the start that
+    `ticker.state.clock` counts from, so a list client can run a card's clock without events."""
+    phase = mlog.state["phase"]
+    if phase not in PERIODS:
+        return None
+    base = PERIODS[phase][0]
+    start: float | None = None
+    for event in mlog.events.values():
+        if PERIOD_START.get(event["type"]) == phase:
+            start = parse_at(event["at"])
+        elif start is not None:
+            played = event["minute"] + event["added"] - base - 1
+            start = min(start, parse_at(event["at"]) - max(0, played) * 60)
+    return start
+
+
+class MatchList:
+    """The match list's subscribers (`/ws/matches`, `/sse/matches`): one stream of every
+    match's summary, not a fan of any match (they are not in any `Group`, so they count in
+    no viewer count).
+
+    While it has a subscriber the process watches every match (one XREAD over all of them
+    with Redis) and re-lists them every `interval` seconds: that is how a match created on
+    another process shows up, and when changed viewer counts go out. Per op, per re-list,
+    each summary is encoded once and shared by every list subscriber.
+    """
+
+    def __init__(self, hub: Hub, interval: float = LIST_INTERVAL) -> None:
+        self.hub = hub
+        self.interval = interval
+        self.sinks: dict[Sink, frozenset[str] | None] = {}  # subscriber -> its ids, or all
+        # Their WebSockets on the raw-capable server: pinged with the fans (`Hub.keepalive`),
+        # so one whose client vanished (a phone off the network) is aborted, not kept.
+        self.pinged: set[RawSink] = set()
+        self.logs: dict[str, MatchLog] = {}  # watched for the list
+        self._watching: set[str] = set()  # being watched for it (engine.watch under way)
+        self.viewers: dict[str, int] = {}  # the count each match's last summary carried
+        self.count: Callable[[str], int] = lambda match_id: 0
+        self._task: asyncio.Task[None] | None = None
+
+    def summary(self, mlog: MatchLog) -> dict[str, Any]:
+        start = clock_start(mlog)
+        viewers = self.viewers[mlog.id] = self.count(mlog.id)
+        return {
+            **mlog.summary(),
+            "viewers": viewers,
+            "clock_start": None if start is None else int(start * 1000),
+        }
+
+    async def join(self, sink: Sink, ids: frozenset[str] | None) -> None:
+        """Register `sink` and hand it the `summaries` of its matches (live first), in one
+        synchronous step after every match is watched: no change falls in between."""
+        try:
+            await self._sync()
+        except BaseException:
+            self._release()
+            raise
+        from ticker.api import _live_first  # here: ticker.api's imports reach this module
+
+        logs = sorted(
+            (m for m in self.logs.values() if ids is None or m.id in ids), key=_live_first
+        )
+        entries = [self.summary(m) for m in logs]
+        sink.push(Message(None, "summaries", dumps({"op": "summaries", "matches": entries})))
+        self.sinks[sink] = ids
+        if self._task is None:
+            self._task = asyncio.create_task(self._relist())
+
+    def needs(self, match_id: str) -> bool:
+        """Whether the list watches the match (or is starting to): a fan's group leaving
+        must not unwatch it."""
+        return match_id in self.logs or match_id in self._watching
+
+    def leave(self, sink: Sink) -> None:
+        self.sinks.pop(sink, None)
+        self._release()
+
+    def _release(self) -> None:
+        """No subscriber left: stop watching the matches no fan watches. The re-list task
+        is not cancelled (that could cut an engine's `watch` in half); it sees it is no
+        longer the current one and ends."""
+        if self.sinks:
+            return
+        self._task = None
+        for match_id in self.logs:
+            # Nor a match a fan watches, or is starting to (its group not made yet).
+            if match_id not in self.hub.groups and match_id not in self.hub._joining:
+                self.hub.engine.unwatch(match_id)
+        self.logs.clear()
+        self.viewers.clear()
+
+    async def _sync(self) -> None:
+        """Watch every match storage has; the new ones' summaries go out."""
+        for mlog in await self.hub.engine.logs():
+            if mlog.id not in self.logs and mlog.id not in self._watching:
+                self._watching.add(mlog.id)
+                try:
+                    self.logs[mlog.id] = await self.hub.engine.watch(mlog.id)
+                except MatchNotFound:  # gone meanwhile
+                    continue
+                finally:
+                    self._watching.discard(mlog.id)
+                if self.sinks:
+                    self.publish(self.logs[mlog.id])
+
+    async def _relist(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self._task is not asyncio.current_task():
+                return
+            try:
+                await self._sync()
+                for match_id, mlog in list(self.logs.items()):
+                    if self.count(match_id) != self.viewers.get(match_id):
+                        self.publish(mlog)
+            except Exception:  # storage away: the next re-list tries again
+                log.warning("match list: re-list failed", exc_info=True)
+            self._release()  # the last subscriber may have left while it listed
+
+    def publish(self, mlog: MatchLog) -> None:
+        msg = Message(None, "summary", dumps({"op": "summary", **self.summary(mlog)}))
+        for sink, ids in list(self.sinks.items()):
+            if ids is None or mlog.id in ids:
+                sink.push(msg)
+
+    def on_ops(self, match_id: str) -> None:
+        mlog = self.logs.get(match_id)
+        if mlog is not None and self.sinks:
+            self.publish(mlog)
+
+    def on_reset(self, match_id: str, mlog: MatchLog | None) -> None:
+        if match_id not in self.logs:
+            return
+        if mlog is not None:
+            self.logs[match_id] = mlog
+            self.on_ops(match_id)
+            return
+        del self.logs[match_id]
+        msg = Message(None, "gone", dumps({"op": "gone", "id": match_id}))
+        for sink, ids in list(self.sinks.items()):
+            if ids is None or match_id in ids:
+                sink.push(msg)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for sink in list(self.sinks):
+            sink.close(code, reason)

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ticker import metrics
 from ticker.api import JSONResponse
-from ticker.errors import EngineUnavailable, MatchNotFound
+from ticker.errors import BadRequest, EngineUnavailable, MatchNotFound
 from ticker.fastws import CLOSE_TIMEOUT, Fan, TickerWebSocketProtocol, raw_channel
 from ticker.hub import CLOSE_RESTART, CLOSE_TOO_SLOW, Group, Hub
 from ticker.limits import Limited
@@ -316,3 +316,93 @@ class _SlotStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.release()
+
+
+# The match list: one stream of every match's summary (ticker.hub.MatchList).
+
+MAX_LIST_IDS = 50
+
+
+def _list_ids(conn: HTTPConnection) -> frozenset[str] | None:
+    """`?ids=a,b,c` (at most 50 match ids): only those matches; none given: every match."""
+    raw = conn.query_params.get("ids")
+    if raw is None:
+        return None
+    ids = frozenset(i for i in raw.split(",") if i)
+    if not ids or len(ids) > MAX_LIST_IDS or not all(MATCH_ID_RE.match(i) for i in ids):
+        raise BadRequest(f"ids: 1-{MAX_LIST_IDS} match ids, comma-separated", "ids")
+    return ids
+
+
+async def _list_join(
+    hub: Hub, conn: WebSocket | Request, sink: QueuedSink, ids: frozenset[str] | None
+) -> None:
+    # Counts as GET /api/matches has them (ticker.presence): the list's subscribers are in none.
+    hub.matchlist.count = conn.app.state.viewers.count
+    hub.matchlist.interval = conn.app.state.settings.viewers_interval  # counts go out as often
+    await hub.matchlist.join(sink, ids)
+
+
+def _refusal(conn: HTTPConnection) -> tuple[Response | None, frozenset[str] | None]:
+    """Why a list stream may not start (a response before the upgrade or the stream)."""
+    try:
+        ids = _list_ids(conn)
+    except BadRequest as exc:
+        return JSONResponse(exc.body(), status_code=exc.status), None
+    if conn.app.state.hub.closing:
+        return _draining(), None
+    return None, ids
+
+
+async def list_websocket_endpoint(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    refused, ids = _refusal(websocket)
+    release = _slot(websocket) if refused is None else None
+    if release is None:
+        await websocket.send_denial_response(refused or _too_many_streams())
+        return
+    try:
+        await websocket.accept()
+        if hub.closing:
+            await websocket.close(CLOSE_RESTART, "server restarting")
+            return
+        sink = _queued(hub, websocket)
+        try:
+            await _list_join(hub, websocket, sink, ids)
+        except EngineUnavailable:
+            await websocket.close(CLOSE_TRY_AGAIN, "storage unavailable; retry")
+            return
+        raw = raw_channel(websocket.scope)
+        if raw is not None:
+            hub.matchlist.pinged.add(raw)
+        try:
+            await _serve_queued(websocket, sink)
+        finally:
+            hub.matchlist.leave(sink)
+            if raw is not None:
+                hub.matchlist.pinged.discard(raw)
+    finally:
+        release()
+
+
+async def list_sse_endpoint(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    refused, ids = _refusal(request)
+    if refused is not None:
+        return refused
+    release = _slot(request)
+    if release is None:
+        return _too_many_streams()
+    sink = _queued(hub, request)
+
+    async def stream() -> AsyncIterator[bytes]:
+        await _list_join(hub, request, sink, ids)
+        try:
+            yield b"retry: 2000\n\n"
+            async for batch in sink.batches(heartbeat=SSE_HEARTBEAT):
+                yield b"".join(msg.sse for msg in batch) if batch else b": keepalive\n\n"
+        finally:
+            hub.matchlist.leave(sink)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return _SlotStream(release, stream(), media_type="text/event-stream", headers=headers)

@@ -1,9 +1,11 @@
-// The live connection to one match: WebSocket first, SSE when a WebSocket cannot be
+// The live connection to one match (or, with `list`, to the match list's summaries): WebSocket first, SSE when a WebSocket cannot be
 // opened, resume with `since` after every drop, full-jitter exponential backoff.
 // It knows nothing about rendering: it hands each new message to `onMessage` and each
 // status change to `onStatus` ("connecting", "live", "reconnecting", "offline", "gone").
 
 const OPS = new Set(["snapshot", "add", "update", "remove", "match", "lineups"]);
+// The match list stream's messages (/ws/matches, /sse/matches): outside any log, no seq.
+const LIST_OPS = ["summaries", "summary", "gone"];
 const SEQ_RE = /^(\d{1,20})-(\d{1,20})$/;
 
 /** [ms, n] of a seq, or null. Numbers, not strings: "…-10" comes after "…-9". */
@@ -46,7 +48,9 @@ export class TickerConnection {
   /**
    * @param {object} o
    * @param {string} o.origin  e.g. "https://ticker.example" (the page's or the embed's)
-   * @param {string} o.matchId
+   * @param {string} [o.matchId] (not with `list`)
+   * @param {boolean} [o.list] the match list stream instead: every message to `onMessage`,
+   *   and a fresh `summaries` on each connect (no `since`)
    * @param {string} [o.since] the seq of the snapshot already shown (server-rendered)
    * @param {(msg: object) => void} o.onMessage
    * @param {(status: string) => void} [o.onStatus]
@@ -56,6 +60,7 @@ export class TickerConnection {
   constructor(o) {
     this.origin = o.origin.replace(/\/$/, "");
     this.matchId = o.matchId;
+    this.list = Boolean(o.list);
     this.seq = o.since || "";
     this.onMessage = o.onMessage;
     this.onStatus = o.onStatus || (() => {});
@@ -130,8 +135,8 @@ export class TickerConnection {
   }
 
   _url(kind) {
-    const path = `/${kind}/matches/${encodeURIComponent(this.matchId)}`;
-    const params = new URLSearchParams(this.seq ? { since: this.seq } : {});
+    const path = this.list ? `/${kind}/matches` : `/${kind}/matches/${encodeURIComponent(this.matchId)}`;
+    const params = new URLSearchParams(this.seq && !this.list ? { since: this.seq } : {});
     if (this.onViewers) params.set("viewers", "1");
     const query = params.toString() ? `?${params}` : "";
     const base = kind === "ws" ? this.origin.replace(/^http/, "ws") : this.origin;
@@ -192,7 +197,7 @@ export class TickerConnection {
     const receive = (e) => {
       if (this.socket === es) this._receive(e.data);
     };
-    for (const name of OPS) es.addEventListener(name, receive);
+    for (const name of this.list ? LIST_OPS : OPS) es.addEventListener(name, receive);
     if (this.onViewers) es.addEventListener("viewers", receive);
     es.onmessage = receive;
     es.onopen = () => {
@@ -263,6 +268,10 @@ export class TickerConnection {
       return;
     }
     if (!msg || typeof msg !== "object") return;
+    if (this.list) {
+      this.onMessage(msg);
+      return;
+    }
     if (msg.op === "viewers") {
       // Outside the log: no seq, so it never moves the resume cursor.
       if (this.onViewers && Number.isInteger(msg.count)) this.onViewers(msg.count);

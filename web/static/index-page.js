@@ -1,4 +1,6 @@
-// The match list /: live matches first, each card kept current over its own connection.
+// The match list /: live matches first, every card kept current over ONE connection for
+// the page (/ws/matches, or /sse/matches): a fresh `summaries` on each connect, then a
+// `summary` whenever a match's state, metadata or viewer count changes.
 
 import { TickerConnection } from "./connection.js";
 import { addClock, formatMinute } from "./clock.js";
@@ -9,11 +11,7 @@ import { mountViewers } from "./viewers.js";
 const lang = pageLang();
 const listRoot = document.querySelector('[data-tk="list"]');
 const langQuery = lang === "en" ? "?lang=en" : "";
-// Cards that get a live connection (the rest refresh with the list every minute).
-const MAX_LIVE = 24;
-const REFRESH_MS = 30000;
-
-const entries = new Map(); // id -> {model, conn, card, stopClock}
+const entries = new Map(); // id -> {model, startAt, count, parts, viewers, group, stopClock}
 
 function group(state) {
   if (IN_PLAY.has(state.phase)) return "live";
@@ -77,6 +75,7 @@ function updateCard(entry) {
   parts.as.textContent = started ? String(state.score.away) : "";
   parts.phase.textContent = t(lang, "phase", state.phase);
   parts.a.classList.toggle("card--live", IN_PLAY.has(state.phase));
+  if (entry.count != null) entry.viewers?.update(entry.count);
   parts.a.setAttribute("aria-label", [
     `${model.teamName("home")} – ${model.teamName("away")}`,
     started ? `${state.score.home}–${state.score.away}` : "",
@@ -111,22 +110,10 @@ function render() {
   listRoot.replaceChildren(...sections);
 }
 
-function connect(entry) {
-  if (entry.conn || [...entries.values()].filter((e) => e.conn).length >= MAX_LIVE) return;
-  entry.conn = new TickerConnection({
-    origin: location.origin,
-    matchId: entry.model.match.id,
-    onViewers: (n) => entry.viewers?.update((entry.count = n)),
-    onMessage(msg) {
-      if (msg.op === "snapshot") entry.model.reset(msg);
-      else entry.model.apply(msg);
-      if (group(entry.model.state) !== entry.group) render();
-      else updateCard(entry);
-    },
-  });
-  entry.conn.start();
+function addEntry(id) {
+  const entry = { model: new MatchModel(), startAt: NaN };
   entry.stopClock = addClock(
-    () => ({ state: entry.model.state, startAt: entry.model.periodStart() }),
+    () => ({ state: entry.model.state, startAt: entry.startAt }),
     (clock, state) => {
       if (!entry.parts) return;
       // Kick-off time is in the card's header already; only a match in play has a clock.
@@ -134,45 +121,48 @@ function connect(entry) {
       entry.parts.clock.textContent = show ? formatMinute(clock.minute, clock.added) : "";
     },
   );
+  entries.set(id, entry);
+  return entry;
+}
+
+function dropEntry(id) {
+  entries.get(id)?.stopClock();
+  entries.delete(id);
+}
+
+/** Take one summary entry; returns the card's entry, or null when it is not one. */
+function take({ match, state, seq, viewers, clock_start: clockStart }) {
+  if (!match?.id || !state) return null;
+  const entry = entries.get(match.id) || addEntry(match.id);
+  entry.model.reset({ match, state, seq, events: [] });
+  // When the running period's clock started (ms), so the card's clock runs without events.
+  if (clockStart !== undefined) entry.startAt = Number.isFinite(clockStart) ? clockStart : NaN;
+  if (Number.isInteger(viewers)) entry.count = viewers;
+  return entry;
 }
 
 function load(summaries) {
   const seen = new Set();
-  for (const { match, state, seq, viewers } of summaries) {
-    if (!match?.id) continue;
-    seen.add(match.id);
-    let entry = entries.get(match.id);
-    if (!entry) {
-      entry = { model: new MatchModel() };
-      entries.set(match.id, entry);
-    }
-    // A connected card is kept current by its stream; the list only fills the others.
-    if (!entry.conn) entry.model.reset({ match, state, seq, events: [] });
-    if (!entry.conn) entry.count = viewers;
+  for (const summary of summaries) {
+    if (take(summary)) seen.add(summary.match.id);
   }
-  for (const [id, entry] of entries) {
-    if (!seen.has(id)) {
-      entry.conn?.stop();
-      entry.stopClock?.();
-      entries.delete(id);
-    }
-  }
+  for (const id of [...entries.keys()]) if (!seen.has(id)) dropEntry(id);
   render();
-  // Live matches get the connections first, then the next to kick off.
-  const rank = { live: 0, upcoming: 1, finished: 2 };
-  const order = [...entries.values()]
-    .filter((e) => e.model.state.phase !== "full_time")
-    .sort((x, y) => rank[group(x.model.state)] - rank[group(y.model.state)]
-      || kickoffMs(x.model) - kickoffMs(y.model));
-  for (const entry of order) connect(entry);
 }
 
-async function refresh() {
-  try {
-    const res = await fetch("/api/matches", { headers: { Accept: "application/json" } });
-    if (res.ok) load((await res.json()).matches || []);
-  } catch {
-    // Offline: the cards' own connections keep retrying; try the list again later.
+function onMessage(msg) {
+  if (msg.op === "summaries" && Array.isArray(msg.matches)) {
+    load(msg.matches);
+  } else if (msg.op === "summary") {
+    const known = entries.has(msg.match?.id);
+    const entry = take(msg);
+    if (!entry) return;
+    // A new match, or one moving between live, upcoming and finished: lay the list out again.
+    if (!known || group(entry.model.state) !== entry.group) render();
+    else updateCard(entry);
+  } else if (msg.op === "gone" && entries.has(msg.id)) {
+    dropEntry(msg.id);
+    render();
   }
 }
 
@@ -183,7 +173,5 @@ try {
   initial = [];
 }
 load(initial);
-setInterval(refresh, REFRESH_MS);
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") refresh();
-});
+// The stream's first message replaces the server-rendered list with the current one.
+new TickerConnection({ origin: location.origin, list: true, onMessage }).start();
