@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tests.conftest import ADMIN_TOKEN, RedisServer, TickerServer
+from ticker.settings import Settings
+
+CLIENT_BUFFER = Settings().client_buffer  # TICKER_CLIENT_BUFFER, as the hubs run with it
 
 DROP = 0.1  # probability that the reply to one attempt is lost
 HTTP_TIMEOUT = 3.0
@@ -232,6 +236,8 @@ class Segment:
 
     snapshot: dict[str, Any]
     ops: list[dict[str, Any]] = field(default_factory=list)
+    # The seq the fan resumed from when the server answered with a reset snapshot instead.
+    resumed_from: str | None = None
 
 
 class Fan:
@@ -283,12 +289,9 @@ class Fan:
         if kind == "viewers":
             return
         if kind == "snapshot":
-            if since is not None:
-                self.problems.append(
-                    f"{self.name}: resumed with since={since} (a seq it was sent) and got a "
-                    f"snapshot (reset={msg.get('reset')}, seq={msg.get('seq')}) instead of ops"
-                )
-            self.segments.append(Segment(msg))
+            # Judged against the final log in check_fan: a reset is right only when the ops
+            # after `since` would not fit the client buffer.
+            self.segments.append(Segment(msg, resumed_from=since))
         elif not self.segments:
             self.problems.append(f"{self.name}: an op before any snapshot: {msg}")
             return
@@ -436,6 +439,23 @@ def check_writes(log: list[dict[str, Any]], writes: list[Write]) -> list[str]:
     return bad
 
 
+def _check_reset(
+    name: str, n: int, seg: Segment, log: list[dict[str, Any]], pos: dict[str, int]
+) -> list[str]:
+    """A fan that resumed with a seq it was sent got a snapshot: right only if that seq is
+    in the log and the ops after it, up to the snapshot, would not fit the client buffer
+    (the server then sends `"reset": true` instead of a backlog it could never deliver)."""
+    since, snap = seg.resumed_from, seg.snapshot
+    where = f"{name}: snapshot #{n} ({snap['seq']}) after a resume with since={since}"
+    start, end = pos.get(since or ""), pos[snap["seq"]]
+    if start is None:
+        return [f"{where}: that seq is not in the log (an op the fan was sent is lost)"]
+    backlog = sum(len(orjson.dumps(op)) for op in log[start + 1 : end + 1])
+    if not snap.get("reset") or backlog <= CLIENT_BUFFER:
+        return [f"{where}: reset={snap.get('reset')} though the {backlog} bytes after it fit"]
+    return []
+
+
 def check_fan(fan: Fan, log: list[dict[str, Any]]) -> list[str]:
     """(2) after each snapshot, exactly the log's ops after its seq, in order."""
     bad = list(fan.problems)
@@ -446,6 +466,8 @@ def check_fan(fan: Fan, log: list[dict[str, Any]]) -> list[str]:
         if i is None:
             bad.append(f"{fan.name}: snapshot #{n} at seq {snap['seq']}, which is not in the log")
             continue
+        if seg.resumed_from is not None:
+            bad += _check_reset(fan.name, n, seg, log, pos)
         want = log[i + 1 : i + 1 + len(seg.ops)]
         if seg.ops != want:
             pairs = zip(seg.ops, [*want, None], strict=False)

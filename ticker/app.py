@@ -271,7 +271,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keepalive = asyncio.create_task(hub.keepalive(settings.ping_interval))
         counts = asyncio.create_task(viewers.run())
         sampler = asyncio.create_task(metrics.sampler(hub)) if metrics.multiprocess_dir() else None
-        undo_signals = _drain_on_sigterm(hub, settings.drain_seconds)
+        # A drain spreads fans over the other processes; the embedded engine is the only
+        # one, so its fans are told at once and come back (with jitter) when it is up again.
+        spread = settings.drain_seconds if settings.engine_name != "embedded" else 0.0
+        undo_signals = _drain_on_sigterm(hub, spread)
         demo: asyncio.Task[Any] | None = None
         if settings.demo:
             from ticker import demo as demo_mod
