@@ -13,63 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser_util import (
-    DESKTOP,
-    LAUNCH_ARGS,
     ROOT,
-    chromium_path,
     live_events,
     post_event,
     shoot,
 )
 from tests.conftest import TickerServer, new_match
+from tests.test_browser import browser, new_page  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
 expect.set_options(timeout=10_000)
 AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-# Module scope (see test_browser.py): sync Playwright holds an asyncio loop while open.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    exe = chromium_path()
-    if exe is None:
-        pytest.fail("Chromium is not installed: scripts/test installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Factory: a page in a fresh context (its own cookies); page errors and dialogs fail."""
-    contexts = []
-    problems: list[str] = []
-
-    def make(**options: Any) -> Page:
-        context = browser.new_context(viewport=DESKTOP, **options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-
-        def on_dialog(dialog: Any) -> None:  # the console asks in the page, never in a dialog
-            problems.append(f"dialog: {dialog.message}")
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert not problems, problems
 
 
 @pytest.fixture

@@ -56,10 +56,10 @@ def finished_match(client: httpx.Client, match_id: str) -> None:
 
 
 def test_scorers_and_red_cards_follow_every_op_live(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     new_match(api, match_id)
     post_event(api, match_id, type="kickoff")
@@ -128,10 +128,10 @@ def test_scorers_and_red_cards_follow_every_op_live(
 
 
 def test_shootout_tally_live_and_full_time_summary_on_top_of_the_feed(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     new_match(api, match_id)
     post_event(api, match_id, type="kickoff")
@@ -189,10 +189,10 @@ def test_shootout_tally_live_and_full_time_summary_on_top_of_the_feed(
 
 
 def test_stats_panel_opens_by_keyboard_and_follows_the_state(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     new_match(api, match_id)
     for fields in (
@@ -250,10 +250,10 @@ def test_stats_panel_opens_by_keyboard_and_follows_the_state(
 
 
 def test_first_paint_without_javascript_has_scorers_cards_and_summary(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     finished_match(api, match_id)
     page = new_page(java_script_enabled=False)
@@ -311,7 +311,7 @@ def test_embed_on_another_origin_shows_scorers_and_cards_and_passes_axe(
     make_server: Any,
     redis_url: str,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     pages: dict[str, str] = {}
     with partner_site(pages) as partner:
@@ -376,10 +376,10 @@ def test_embed_on_another_origin_shows_scorers_and_cards_and_passes_axe(
 
 
 def test_axe_narrow_screens_and_screenshots(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     finished_match(api, match_id)
     problems: list[str] = []
@@ -417,10 +417,10 @@ def test_axe_narrow_screens_and_screenshots(
 
 
 def test_markup_in_names_is_text_in_every_new_view(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     evil = '<img src=x onerror="window.__xss=1">'
     new_match(api, match_id, home="<b>Bold</b> FC", away="</script><i>Away</i>")

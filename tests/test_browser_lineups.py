@@ -83,7 +83,7 @@ def test_lineups_pasted_in_the_console_show_on_the_fan_page_and_an_embed(
     make_server: Any,
     redis_url: str,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     pages: dict[str, str] = {}
     with partner_site(pages) as partner:
@@ -214,10 +214,10 @@ def test_lineups_pasted_in_the_console_show_on_the_fan_page_and_an_embed(
 
 
 def test_player_fields_suggest_from_the_lineup_and_a_second_yellow_is_flagged(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     new_match(api, match_id)
     away = [(1, "Alex Meret"), (22, "Giovanni Di Lorenzo"), (4, "Alessandro Buongiorno"),
@@ -335,10 +335,10 @@ def test_player_fields_suggest_from_the_lineup_and_a_second_yellow_is_flagged(
 
 
 def test_pin_in_the_console_puts_the_event_on_top_of_the_fan_page(
-    server: TickerServer,  # noqa: F811
-    api: httpx.Client,  # noqa: F811
+    server: TickerServer,
+    api: httpx.Client,
     match_id: str,
-    new_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
 ) -> None:
     new_match(api, match_id)
     post_event(api, match_id, type="kickoff")

@@ -8,29 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from websockets.sync.client import connect
 
-from tests.browser_util import DESKTOP, LAUNCH_ARGS, axe_violations, chromium_path, post_event
+from tests.browser_util import DESKTOP, axe_violations, post_event
 from tests.conftest import new_match
+from tests.test_browser import browser  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
 expect.set_options(timeout=15_000)
-
-
-# Module scope (see test_browser.py): sync Playwright holds this thread's loop while open.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    exe = chromium_path()
-    if exe is None:
-        pytest.fail("Chromium is not installed: scripts/test installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

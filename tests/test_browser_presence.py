@@ -3,52 +3,20 @@ each other, and a fan page's module shows the live viewer count."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser_util import DESKTOP, LAUNCH_ARGS, chromium_path, shoot
+from tests.browser_util import shoot
 from tests.conftest import TickerServer, new_match
+from tests.test_browser import browser, new_page  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
 expect.set_options(timeout=15_000)
-
-
-# Module scope (see test_browser.py): sync Playwright holds this thread's loop while open.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    exe = chromium_path()
-    if exe is None:
-        pytest.fail("Chromium is not installed: scripts/test installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Factory: a page in a fresh context (its own cookies); page errors fail the test."""
-    contexts = []
-    problems: list[str] = []
-
-    def make(**options: Any) -> Page:
-        context = browser.new_context(viewport=DESKTOP, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert not problems, problems
 
 
 def _reporter(server: TickerServer, name: str) -> str:
