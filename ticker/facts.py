@@ -15,17 +15,10 @@ from html import escape
 from typing import Any
 
 from ticker import feedpaint
+from ticker.state import SIDES, STAT_KEYS
 
-SIDES = ("home", "away")
-STAT_ROWS = (
-    "shots",
-    "shots_on_target",
-    "corners",
-    "fouls",
-    "offsides",
-    "yellow_cards",
-    "red_cards",
-)
+# The stats panel's rows: every stat but substitutions (the lineups show those).
+STAT_ROWS = tuple(key for key in STAT_KEYS if key != "substitutions")
 WORDS = {
     "da": {
         "goals": "Mål",
