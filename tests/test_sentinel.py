@@ -31,7 +31,7 @@ from ticker import settings as settings_mod
 from ticker.settings import SettingsError
 
 SENTINEL_ENV = {
-    "TICKER_REDIS_SENTINELS": "10.0.0.1:26379,sentinel-2:26380,[::1]:26381",
+    "TICKER_REDIS_SENTINELS": "127.0.0.2:26379,sentinel-2:26380,[::1]:26381",
     "TICKER_REDIS_MASTER": "ticker",
 }
 
@@ -42,7 +42,7 @@ SENTINEL_ENV = {
 def test_sentinel_settings() -> None:
     s = settings_mod.load(SENTINEL_ENV)
     assert s.engine_name == "redis" and s.redis_url == ""
-    assert s.sentinel_addresses == [("10.0.0.1", 26379), ("sentinel-2", 26380), ("::1", 26381)]
+    assert s.sentinel_addresses == [("127.0.0.2", 26379), ("sentinel-2", 26380), ("::1", 26381)]
     assert (s.redis_master, s.redis_min_replicas, s.redis_wait_ms) == ("ticker", 1, 1000)
 
 
@@ -85,7 +85,7 @@ def test_bad_sentinel_settings_are_one_clear_line(env: dict[str, str], message: 
 def test_the_startup_line_names_the_sentinels() -> None:
     line = logs.describe(settings_mod.load(SENTINEL_ENV))
     assert line.startswith(
-        "engine=redis sentinels=10.0.0.1:26379,sentinel-2:26380,[::1]:26381 master=ticker "
+        "engine=redis sentinels=127.0.0.2:26379,sentinel-2:26380,[::1]:26381 master=ticker "
         "min_replicas=1 prefix=ticker "
     )
 
