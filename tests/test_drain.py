@@ -329,3 +329,31 @@ async def through_proxy(front: TickerServer, replicas: list[TickerServer], match
     assert moved == held[0], (moved, held)
     print(f"\nbehind nginx: {held} fans per replica, {moved} moved with 1012, "
           f"{opened} new fans opened during the drain, none refused")  # fmt: skip
+
+
+def test_the_embedded_engine_closes_its_fans_at_once(make_server, match_id: str) -> None:  # type: ignore[no-untyped-def]
+    """One process, nowhere to spread fans to: SIGTERM closes every fan with 1012 at once
+    and the process exits, however long TICKER_DRAIN_SECONDS is."""
+    server = make_server(env={"TICKER_DRAIN_SECONDS": "60"})
+    with server.admin() as admin:
+        new_match(admin, match_id)
+
+    async def fans() -> list[int]:
+        url = f"{server.ws_url}/ws/matches/{match_id}"
+        sockets = [await connect(url) for _ in range(20)]
+        for ws in sockets:
+            await ws.recv()  # the snapshot
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+
+        async def closed(ws) -> int | None:  # type: ignore[no-untyped-def]
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+
+        # All of them within 15 s of the signal (a spread drain would take 60 s).
+        return list(await asyncio.wait_for(asyncio.gather(*map(closed, sockets)), 15))
+
+    assert asyncio.run(fans()) == [1012] * 20
+    assert server.proc is not None
+    server.proc.wait(15)  # well within the 60 s a spread drain would take

@@ -198,8 +198,12 @@ def test_list_streams_count_in_the_address_limit(make_server: Any) -> None:
         assert json.loads(three.recv(timeout=5))["op"] == "summaries"
 
 
-def test_list_streams_drain_on_sigterm_and_are_refused_meanwhile(make_server: Any) -> None:
-    server = make_server(env={"TICKER_DRAIN_SECONDS": "4"})
+def test_list_streams_drain_on_sigterm_and_are_refused_meanwhile(
+    make_server: Any, redis_url: str
+) -> None:
+    # On Redis: a drain spreads streams over the other processes (the embedded engine has
+    # none, and closes them at once).
+    server = make_server(redis_url=redis_url, env={"TICKER_DRAIN_SECONDS": "4"})
     assert server.proc is not None
     with list_ws(server) as one, list_ws(server) as two:
         one.recv(timeout=5)
