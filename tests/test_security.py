@@ -421,10 +421,11 @@ def test_the_in_process_limiter_counts_and_refills() -> None:
     limiter = MemoryLimiter(cap=10)
 
     async def run() -> list[float]:
-        got = [await limiter.take("k", 1000.0, 3) for _ in range(4)]
-        got.append(await limiter.take("k", 1000.0, 3, peek=True))
-        await asyncio.sleep(0.01)  # 10 tokens' worth at 1000/s
-        got.append(await limiter.take("k", 1000.0, 3))
+        # 2 a second: the quick takes below cannot see a refill even on a stalled machine.
+        got = [await limiter.take("k", 2.0, 3) for _ in range(4)]
+        got.append(await limiter.take("k", 2.0, 3, peek=True))
+        await asyncio.sleep(0.6)  # one token's worth (and a bit) at 2/s
+        got.append(await limiter.take("k", 2.0, 3))
         return got
 
     got = asyncio.run(run())
