@@ -23,7 +23,7 @@ from ticker.errors import (
     Unauthorized,
 )
 from ticker.limits import Limits
-from ticker.log import MatchLog
+from ticker.log import MatchLog, live_first
 from ticker.model import (
     Op,
     is_seq,
@@ -34,7 +34,6 @@ from ticker.model import (
     validate_match_id,
 )
 from ticker.openapi import openapi_json
-from ticker.state import IN_PLAY
 
 MAX_OPS_PAGE = 1000
 
@@ -116,17 +115,11 @@ def _idempotency(request: Request, body: Any) -> Idempotency | None:
     return Idempotency(key, hashlib.sha256(canon).hexdigest()[:32])
 
 
-def _live_first(mlog: MatchLog) -> tuple[int, str, str]:
-    phase = mlog.state["phase"]
-    rank = 0 if phase in IN_PLAY else 1 if phase == "pre_match" else 2
-    return rank, (mlog.match or {}).get("kickoff") or "", mlog.id
-
-
 # Matches
 
 
 async def list_matches(request: Request) -> Response:
-    logs = sorted(await _engine(request).logs(), key=_live_first)
+    logs = sorted(await _engine(request).logs(), key=live_first)
     count = request.app.state.viewers.count
     return JSONResponse({"matches": [{**m.summary(), "viewers": count(m.id)} for m in logs]})
 

@@ -117,6 +117,7 @@ class _Endpoint(asyncio.Protocol):
     reader: FrameReader
     awaiting_pong: bool
     close_timer: asyncio.TimerHandle | None
+    connections: set[Any]
 
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake; the socket goes when the client answers, or is
@@ -139,6 +140,16 @@ class _Endpoint(asyncio.Protocol):
         elif self.state == _OPEN:
             self.awaiting_pong = True
             self.write(PING_FRAME)
+
+    def eof_received(self) -> bool | None:
+        return None  # keep the transport: the closing handshake decides when it goes
+
+    def _gone(self) -> None:
+        """The connection is closed: forget it and its close timer."""
+        self.connections.discard(self)
+        self.state = _CLOSED
+        if self.close_timer is not None:
+            self.close_timer.cancel()
 
     def _deadline(self) -> None:
         if self.close_timer is None:
@@ -209,14 +220,8 @@ class AdoptedFan(_Endpoint):
         # Called from inside transport.write, maybe mid fan-out loop: act after it.
         asyncio.get_running_loop().call_soon(self.on_slow, self)
 
-    def eof_received(self) -> bool | None:
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.discard(self)
-        self.state = _CLOSED
-        if self.close_timer is not None:
-            self.close_timer.cancel()
+        self._gone()
         on_lost, self.on_lost = self.on_lost, _ignore
         on_lost(self)
 
@@ -400,14 +405,8 @@ class TickerWebSocketProtocol(_Endpoint):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
-    def eof_received(self) -> bool | None:
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.discard(self)
-        self.state = _CLOSED
-        if self.close_timer is not None:
-            self.close_timer.cancel()
+        self._gone()
         self.resume_writing()
         self._deliver({"type": "websocket.disconnect", "code": self.close_code})
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ticker import metrics
 from ticker.engines.base import Engine
 from ticker.errors import MatchNotFound
-from ticker.log import MatchLog
+from ticker.log import MatchLog, live_first
 from ticker.model import Op
 from ticker.state import PERIOD_START, PERIODS, parse_at
 from ticker.wire import Message, dumps
@@ -303,11 +303,7 @@ class MatchList:
         except BaseException:
             self._release()
             raise
-        from ticker.api import _live_first  # here: ticker.api's imports reach this module
-
-        logs = sorted(
-            (m for m in self.logs.values() if ids is None or m.id in ids), key=_live_first
-        )
+        logs = sorted((m for m in self.logs.values() if ids is None or m.id in ids), key=live_first)
         entries = [self.summary(m) for m in logs]
         sink.push(Message(None, "summaries", dumps({"op": "summaries", "matches": entries})))
         self.sinks[sink] = ids

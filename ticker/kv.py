@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ticker.errors import EngineUnavailable
+from ticker.engines.redis_connect import UNREACHABLE, call
 
 if TYPE_CHECKING:
     from ticker.engines.base import Engine
     from ticker.settings import Settings
-
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Store(Protocol):
@@ -111,31 +107,25 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:kv:{key}"
 
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except _UNREACHABLE as exc:
-            raise EngineUnavailable("Redis is unreachable; nothing was written") from exc
-
     async def get(self, key: str) -> Any:
-        raw = await self._call(self.client.get(self._key(key)))
+        raw = await call(self.client.get(self._key(key)))
         return None if raw is None else orjson.loads(raw)
 
     async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
         px = None if ttl is None else max(1, int(ttl * 1000))
-        await self._call(self.client.set(self._key(key), orjson.dumps(value), px=px))
+        await call(self.client.set(self._key(key), orjson.dumps(value), px=px))
 
     async def put_new(self, key: str, value: Any) -> Any:
         # SET NX then GET: of processes racing at first start, every one gets the winner's.
-        await self._call(self.client.set(self._key(key), orjson.dumps(value), nx=True))
+        await call(self.client.set(self._key(key), orjson.dumps(value), nx=True))
         return await self.get(key)
 
     async def delete(self, key: str) -> None:
-        await self._call(self.client.delete(self._key(key)))
+        await call(self.client.delete(self._key(key)))
 
     async def close(self) -> None:
         if self.owned:
-            with contextlib.suppress(*_UNREACHABLE):
+            with contextlib.suppress(*UNREACHABLE):
                 await self.client.aclose()
 
 

@@ -18,10 +18,8 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from ticker.errors import EngineUnavailable, RateLimited
+from ticker.engines.redis_connect import call
+from ticker.errors import RateLimited
 
 if TYPE_CHECKING:
     from starlette.types import Scope
@@ -105,12 +103,8 @@ class RedisLimiter:
 
     async def take(self, key: str, rate: float, burst: int, *, peek: bool = False) -> float:
         interval = max(1, round(1000 / rate))
-        try:
-            over = await self._script(
-                keys=[f"{self.prefix}:limit:{key}"], args=[interval, burst, int(peek)]
-            )
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise EngineUnavailable("Redis is unreachable; nothing was written") from exc
+        keys, args = [f"{self.prefix}:limit:{key}"], [interval, burst, int(peek)]
+        over = await call(self._script(keys=keys, args=args))
         return int(over) / 1000
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ticker.errors import Conflict, Invalid, NotFound
 from ticker.model import Op, check_event
-from ticker.state import V11_KEYS, Tally, clock, tally
+from ticker.state import IN_PLAY, V11_KEYS, Tally, clock, tally
 from ticker.wire import Message, dumps
 
 # Minute written for a period-start event that comes without one.
@@ -254,3 +254,10 @@ class MatchLog:
         if by is not None:
             data["by"] = by
         return Op(seq, data)
+
+
+def live_first(mlog: MatchLog) -> tuple[int, str, str]:
+    """Sort key of match lists: in play, then upcoming by kick-off, then finished."""
+    phase = mlog.state["phase"]
+    rank = 0 if phase in IN_PLAY else 1 if phase == "pre_match" else 2
+    return rank, (mlog.match or {}).get("kickoff") or "", mlog.id

@@ -29,7 +29,8 @@ from starlette.routing import BaseRoute, Route
 
 from ticker import schema
 from ticker.api import JSONResponse, read_json
-from ticker.errors import EngineUnavailable, Invalid
+from ticker.engines.redis_connect import call
+from ticker.errors import Invalid
 from ticker.hub import Group, Hub, RawSink, Sink
 from ticker.model import validate_match_id
 from ticker.wire import Message, dumps, loads
@@ -206,7 +207,7 @@ class Reporters:
             return await self.present(match_id)
         key = f"{self.prefix}:presence:{{{match_id}}}"
         value = dumps({"typing": typing, "until": until})
-        replies = await self._call(self._beat(key, name, value))
+        replies = await call(self._beat(key, name, value))
         return await self._entries(key, replies[-1])
 
     async def _beat(self, key: str, name: str, value: bytes) -> Any:
@@ -220,7 +221,7 @@ class Reporters:
         if self.client is None:
             self._memory.get(match_id, {}).pop(name, None)
             return
-        await self._call(self.client.hdel(f"{self.prefix}:presence:{{{match_id}}}", name))
+        await call(self.client.hdel(f"{self.prefix}:presence:{{{match_id}}}", name))
 
     async def present(self, match_id: str) -> list[dict[str, Any]]:
         if self.client is None:
@@ -230,7 +231,7 @@ class Reporters:
                 del here[name]
             return [{"name": n, "typing": t} for n, (t, _) in sorted(here.items())]
         key = f"{self.prefix}:presence:{{{match_id}}}"
-        return await self._entries(key, await self._call(self.client.hgetall(key)))
+        return await self._entries(key, await call(self.client.hgetall(key)))
 
     async def _entries(self, key: str, raw: dict[bytes, bytes]) -> list[dict[str, Any]]:
         now = time.time()
@@ -242,14 +243,8 @@ class Reporters:
             else:
                 out.append({"name": name.decode(), "typing": entry["typing"]})
         if stale:  # the hash's TTL goes only when nobody beats: drop the quiet ones
-            await self._call(self.client.hdel(key, *stale))
+            await call(self.client.hdel(key, *stale))
         return out
-
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except (RedisError, OSError) as exc:
-            raise EngineUnavailable("Redis is unreachable; try again") from exc
 
 
 # Routes (beyond the protocol; docs/protocol-notes.md): a console's heartbeat and its reply.
